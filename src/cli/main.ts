@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+/** The `regmirror` command. */
+import { readFileSync } from 'node:fs';
+import { buildConfig, readConfigFile, readEnv, type ConfigInput } from '../config/load.js';
+import { Mirror } from '../mirror.js';
+import { parseCommand, USAGE } from './args.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let cmd;
+  try {
+    cmd = parseCommand(argv);
+  } catch (err) {
+    process.stderr.write(`regmirror: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (cmd.kind === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (cmd.kind === 'version') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  let mirror: Mirror;
+  try {
+    const env = readEnv();
+    const file = cmd.config ?? env.config;
+    const layers: ConfigInput[] = [];
+    if (file) layers.push(readConfigFile(file));
+    layers.push(env, cmd.input);
+    const config = buildConfig(...layers);
+    mirror = await Mirror.create(config);
+    await mirror.listen();
+  } catch (err) {
+    process.stderr.write(`regmirror: ${(err as Error).message}\n`);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      mirror.log.info({ signal }, 'shutting down');
+      void mirror.close().then(resolve);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`regmirror: ${String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,21 @@
+import type { MirrorConfig } from './types.js';
+
+/** Docker Hub's registry API endpoint. */
+export const DOCKER_HUB_URL = 'https://registry-1.docker.io';
+
+/** The embedded defaults: `npm start` mirrors Docker Hub on 0.0.0.0:5000 with the cache in ./data. */
+export function defaultConfig(): MirrorConfig {
+  return {
+    listen: { host: '0.0.0.0', port: 5000 },
+    dataDir: './data',
+    upstreams: [{ namespace: 'docker.io', url: DOCKER_HUB_URL, libraryPrefix: true }],
+    defaultNamespace: 'docker.io',
+    tagTtlMs: 60_000,
+    logLevel: 'info',
+    manifestMemoryBytes: 64 * 2 ** 20,
+    maxManifestBytes: 4 * 2 ** 20,
+    upstreamTimeouts: { connectMs: 10_000, headersMs: 30_000, bodyIdleMs: 30_000 },
+    fill: { maxConcurrent: 64, queueTimeoutMs: 60_000, abortWhenOrphaned: false },
+    range: { maxRanges: 2048, fillOnMiss: false, upstreamParallelism: 4 },
+  };
+}

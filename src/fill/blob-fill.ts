@@ -1,0 +1,210 @@
+/**
+ * One blob fill: the upstream body is hashed and written to a temp file; once the whole body is there
+ * and its digest matches, the file is synced and renamed into the store. Readers (see reader.ts) follow
+ * the temp file as it grows, each at its own pace, through positional reads on the fill's own file
+ * handle (so a rename or unlink of the path never disturbs them). The fill belongs to the mirror, not
+ * to any client: it runs to the end whoever is reading, unless configured to stop when orphaned.
+ */
+import { EventEmitter } from 'node:events';
+import { open, type FileHandle } from 'node:fs/promises';
+import { RegistryError } from '../registry/errors.js';
+import type { Digest } from '../registry/grammar.js';
+import type { BlobStore } from '../store/blobs.js';
+import { hasherFor } from '../store/digest.js';
+import type { Metrics } from '../metrics.js';
+import type { Logger } from '../log.js';
+
+/** An open upstream body for a blob. */
+export interface FillBody {
+  /** Content-Length of the upstream answer, when it sent one. */
+  size: number | undefined;
+  chunks: AsyncIterable<Uint8Array>;
+  /** Stops reading the upstream. */
+  destroy(err?: Error): void;
+}
+
+/** Opens the upstream body; throws a RegistryError when the upstream has no such blob or fails. */
+export type FillSource = (signal: AbortSignal) => Promise<FillBody>;
+
+/** Why a fill failed, as a metric label. */
+export type FillFailure = 'upstream' | 'digest-mismatch' | 'short-body' | 'long-body' | 'aborted' | 'disk';
+
+class FillError extends Error {
+  constructor(readonly reason: FillFailure, message: string, opts?: { cause?: unknown }) {
+    super(message, opts);
+  }
+}
+
+/** Shared dependencies of fills. */
+export interface FillDeps {
+  store: BlobStore;
+  metrics: Metrics;
+  log: Logger;
+  /** Takes a fill slot (bounded concurrency); returns its release. */
+  acquireSlot: () => Promise<() => void>;
+  abortWhenOrphaned: boolean;
+}
+
+export type FillState = 'pending' | 'running' | 'done' | 'failed';
+
+export class BlobFill extends EventEmitter {
+  state: FillState = 'pending';
+  /** Bytes the upstream announced, when known. */
+  size: number | undefined;
+  /** Bytes written to the temp file so far. */
+  written = 0;
+  error: Error | undefined;
+  /** Resolves when the upstream answered and the temp file is open (size known); rejects if the fill fails before. */
+  readonly ready: Promise<void>;
+  /** Resolves once the blob is verified and committed; rejects when the fill fails. */
+  readonly finished: Promise<void>;
+  readonly startedAt = performance.now();
+
+  private handle: FileHandle | undefined;
+  private readers = 0;
+  private retired = false;
+  private everRead = false;
+  private readonly abort = new AbortController();
+  private readonly tempPath: string;
+  private resolveReady!: () => void;
+  private rejectReady!: (e: Error) => void;
+
+  constructor(readonly digest: Digest, private readonly source: FillSource, private readonly deps: FillDeps) {
+    super();
+    this.setMaxListeners(0);
+    this.tempPath = deps.store.layout.temp(digest);
+    this.ready = new Promise<void>((res, rej) => {
+      this.resolveReady = res;
+      this.rejectReady = rej;
+    });
+    this.ready.catch(() => undefined);
+    this.finished = this.run();
+    this.finished.catch(() => undefined);
+  }
+
+  private async run(): Promise<void> {
+    const { metrics, log, store } = this.deps;
+    let release: (() => void) | undefined;
+    let body: FillBody | undefined;
+    metrics.fillsStarted.inc();
+    try {
+      release = await this.deps.acquireSlot();
+      metrics.fillsInFlight.inc();
+      body = await this.source(this.abort.signal).catch((err: unknown) => {
+        throw err instanceof RegistryError ? err : new FillError('upstream', 'upstream request failed', { cause: err });
+      });
+      try {
+        this.handle = await open(this.tempPath, 'wx+');
+      } catch (err) {
+        throw new FillError('disk', 'cannot create temp file', { cause: err });
+      }
+      this.size = body.size;
+      this.state = 'running';
+      this.resolveReady();
+      const hash = hasherFor(this.digest);
+      try {
+        for await (const chunk of body.chunks) {
+          if (this.size !== undefined && this.written + chunk.length > this.size) throw new FillError('long-body', 'upstream sent more bytes than announced');
+          hash.update(chunk);
+          await this.writeAll(chunk);
+          this.written += chunk.length;
+          metrics.upstreamBytes.inc({ upstream: 'fill', kind: 'blob' }, chunk.length);
+          this.emit('progress');
+        }
+      } catch (err) {
+        if (err instanceof FillError) throw err;
+        if (this.abort.signal.aborted) throw new FillError('aborted', 'fill aborted: no reader left', { cause: err });
+        throw new FillError('upstream', 'upstream body failed', { cause: err });
+      }
+      if (this.size !== undefined && this.written !== this.size) throw new FillError('short-body', `upstream body ended after ${this.written} of ${this.size} bytes`);
+      const got = hash.digest('hex');
+      if (got !== this.digest.hex) throw new FillError('digest-mismatch', `upstream bytes hash to ${this.digest.algorithm}:${got}, not ${this.digest.value}`);
+      try {
+        await this.handle.datasync();
+        await store.commit(this.tempPath, this.digest);
+      } catch (err) {
+        throw new FillError('disk', 'cannot commit blob', { cause: err });
+      }
+      this.size = this.written;
+      this.state = 'done';
+      metrics.fillsCompleted.inc();
+      metrics.fillDuration.observe((performance.now() - this.startedAt) / 1000);
+      log.info({ digest: this.digest.value, bytes: this.written, ms: Math.round(performance.now() - this.startedAt) }, 'blob cached');
+      this.emit('progress');
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      this.error = e;
+      this.state = 'failed';
+      body?.destroy();
+      await store.discard(this.tempPath);
+      const reason: FillFailure = e instanceof FillError ? e.reason : 'upstream';
+      metrics.fillsFailed.inc({ reason });
+      if (reason === 'digest-mismatch' || reason === 'short-body' || reason === 'long-body') metrics.verifyFailures.inc({ kind: 'blob', reason });
+      const level = e instanceof RegistryError && e.status < 500 ? 'info' : 'warn';
+      log[level]({ digest: this.digest.value, reason, err: e.message, cause: (e.cause as Error | undefined)?.message, written: this.written }, 'blob fill failed; nothing cached');
+      this.rejectReady(e);
+      this.emit('progress');
+      throw e;
+    } finally {
+      if (release) {
+        release();
+        metrics.fillsInFlight.dec();
+      }
+      await this.maybeClose();
+    }
+  }
+
+  private async writeAll(chunk: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      const { bytesWritten } = await this.handle!.write(chunk, off, chunk.length - off, this.written + off);
+      off += bytesWritten;
+    }
+  }
+
+  /** Bytes a reader may take now: everything once verified, otherwise all but the last byte written, so no
+   * client ever holds a complete body before it is verified. */
+  get readable(): number {
+    if (this.state === 'done') return this.written;
+    return Math.max(0, this.written - 1);
+  }
+
+  /** Registers a reader; it must call {@link detach} when it stops. */
+  attach(): void {
+    this.readers++;
+    this.everRead = true;
+  }
+
+  /** Unregisters a reader. */
+  detach(): void {
+    this.readers--;
+    if (this.readers === 0 && this.everRead && this.deps.abortWhenOrphaned && (this.state === 'running' || this.state === 'pending')) {
+      this.abort.abort();
+    }
+    void this.maybeClose();
+  }
+
+  /** Reads from the temp (or committed) file; only while attached. */
+  async read(buf: Buffer, length: number, position: number): Promise<number> {
+    const { bytesRead } = await this.handle!.read(buf, 0, length, position);
+    return bytesRead;
+  }
+
+  /** True while new readers may attach (not failed, file handle kept open). */
+  get joinable(): boolean {
+    return !this.retired && this.state !== 'failed';
+  }
+
+  /** Called once the single-flight table has forgotten this fill: no new reader can attach any more. */
+  retire(): void {
+    this.retired = true;
+    void this.maybeClose();
+  }
+
+  private async maybeClose(): Promise<void> {
+    if (!this.retired || this.readers > 0 || this.state === 'running' || this.state === 'pending' || !this.handle) return;
+    const h = this.handle;
+    this.handle = undefined;
+    await h.close().catch(() => undefined);
+  }
+}

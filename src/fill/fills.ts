@@ -1,0 +1,43 @@
+/**
+ * The single-flight table of blob fills: one fill per digest at a time. A request for a digest with a
+ * fill in flight joins it (and streams what has arrived); otherwise it starts one. Finished fills leave
+ * the table — successes after their commit (so the store has the blob before the table forgets it),
+ * failures at once (no negative caching: the next request starts afresh).
+ */
+import type { Digest } from '../registry/grammar.js';
+import { BlobFill, type FillDeps, type FillSource } from './blob-fill.js';
+
+export class Fills {
+  private readonly inflight = new Map<string, BlobFill>();
+
+  constructor(private readonly deps: FillDeps) {}
+
+  /** The fill of `digest` in flight, if any. */
+  get(digest: Digest): BlobFill | undefined {
+    const f = this.inflight.get(digest.value);
+    return f?.joinable ? f : undefined;
+  }
+
+  /** Joins the fill of `digest` or starts one from `source`. */
+  obtain(digest: Digest, source: FillSource): { fill: BlobFill; joined: boolean } {
+    const running = this.get(digest);
+    if (running) {
+      this.deps.metrics.fillJoiners.inc();
+      this.deps.metrics.coalesced.inc({ kind: 'blob' });
+      return { fill: running, joined: true };
+    }
+    const fill = new BlobFill(digest, source, this.deps);
+    this.inflight.set(digest.value, fill);
+    const forget = () => {
+      if (this.inflight.get(digest.value) === fill) this.inflight.delete(digest.value);
+      fill.retire();
+    };
+    fill.finished.then(forget, forget);
+    return { fill, joined: false };
+  }
+
+  /** Fills running now. */
+  get size(): number {
+    return this.inflight.size;
+  }
+}

@@ -1,0 +1,6 @@
+/** regmirror as a library: build a config, create a mirror, listen. */
+export { Mirror, type MirrorOptions } from './mirror.js';
+export { buildConfig, readConfigFile, readEnv, type ConfigInput } from './config/load.js';
+export { defaultConfig } from './config/defaults.js';
+export type { MirrorConfig, UpstreamConfig, Credentials } from './config/types.js';
+export { RegistryError, ERROR_TABLE, type ErrorCode } from './registry/errors.js';

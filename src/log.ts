@@ -1,0 +1,17 @@
+/** pino JSON logging. Request loggers are children carrying the request id. */
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+/** Creates the root logger. Credentials are redacted wherever they might appear. */
+export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'regmirror' },
+      redact: { paths: ['*.authorization', '*.password', '*.token', 'headers.authorization', 'req.headers.authorization', 'credentials'], censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    destination as pino.DestinationStream | undefined,
+  );
+}

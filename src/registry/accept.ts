@@ -1,0 +1,57 @@
+/**
+ * Accept handling for manifests. Clients send Accept differently (containerd one comma-separated line,
+ * containers/image several lines, dockerd one line per type in random order), so every Accept line is
+ * merged, parameters and q-values are dropped, and the set is sorted: a canonical key for the tag cache.
+ */
+
+export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+export const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+
+/** The media types a manifest endpoint may answer with, in the order sent upstream when a client names none. */
+export const MANIFEST_TYPES = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST] as const;
+
+/** A client's accepted manifest types. `any` when it sent no Accept or a wildcard. */
+export interface AcceptSet {
+  types: string[];
+  any: boolean;
+  /** Canonical key: the sorted types, plus `*` for a wildcard. */
+  key: string;
+}
+
+/** Merges Accept header lines into an {@link AcceptSet}. */
+export function parseAccept(header: string | string[] | undefined): AcceptSet {
+  const lines = header === undefined ? [] : Array.isArray(header) ? header : [header];
+  const types = new Set<string>();
+  let any = lines.length === 0;
+  for (const line of lines) {
+    for (const part of line.split(',')) {
+      const [typeRaw, ...params] = part.split(';');
+      const type = (typeRaw ?? '').trim().toLowerCase();
+      if (!type) continue;
+      const q = params.map((x) => x.trim()).find((x) => x.startsWith('q='));
+      if (q && Number(q.slice(2)) === 0) continue;
+      if (type === '*/*' || type === 'application/*') {
+        any = true;
+        continue;
+      }
+      if (type.length <= 255 && /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/.test(type)) types.add(type);
+    }
+  }
+  if (types.size === 0) any = true;
+  const sorted = [...types].sort();
+  return { types: sorted, any, key: sorted.join(',') + (any ? (sorted.length ? ',*' : '*') : '') };
+}
+
+/** True when a manifest of `mediaType` may be given to a client with this Accept set. */
+export function accepts(set: AcceptSet, mediaType: string): boolean {
+  return set.any || set.types.includes(mediaType.toLowerCase());
+}
+
+/** The Accept header to send upstream for this client (the client's types; all manifest types for a wildcard). */
+export function upstreamAccept(set: AcceptSet): string {
+  const types = new Set(set.types);
+  if (set.any) for (const t of MANIFEST_TYPES) types.add(t);
+  return [...types].join(', ') + (set.any ? ', */*' : '');
+}

@@ -1,0 +1,48 @@
+/**
+ * Maps a request path to what it asks for. Repository names contain `/`, so the endpoint suffix
+ * (`/manifests/<ref>`, `/blobs/<digest>`, `/tags/list`, `/referrers/<digest>`) is matched from the right.
+ * Nothing is decoded: no valid name, tag or digest contains `%`, so percent-encoded tricks
+ * (`%2e%2e`, `%2f`) simply fail the grammar.
+ */
+import { RegistryError } from './errors.js';
+
+/** A parsed request target. `name` is what the client sent (namespace prefix included). */
+export type Route =
+  | { kind: 'base' }
+  | { kind: 'manifest'; name: string; reference: string }
+  | { kind: 'blob'; name: string; digest: string }
+  | { kind: 'tags'; name: string }
+  | { kind: 'referrers'; name: string; digest: string }
+  | { kind: 'upload'; name: string }
+  | { kind: 'catalog' };
+
+const SUFFIXES: Array<[string, (name: string, rest: string) => Route | undefined]> = [
+  ['/manifests/', (name, rest) => (rest && !rest.includes('/') ? { kind: 'manifest', name, reference: rest } : undefined)],
+  ['/blobs/uploads', (name, rest) => (rest === '' || rest.startsWith('/') ? { kind: 'upload', name } : undefined)],
+  ['/blobs/', (name, rest) => (rest && !rest.includes('/') ? { kind: 'blob', name, digest: rest } : undefined)],
+  ['/referrers/', (name, rest) => (rest && !rest.includes('/') ? { kind: 'referrers', name, digest: rest } : undefined)],
+];
+
+/** Parses the path of a `/v2/...` request; throws NOT_FOUND for paths outside the API. */
+export function parseRoute(pathname: string): Route {
+  if (pathname === '/v2' || pathname === '/v2/') return { kind: 'base' };
+  if (!pathname.startsWith('/v2/')) throw new RegistryError('NOT_FOUND', { path: pathname.slice(0, 200) });
+  const p = pathname.slice(3); // keeps the leading '/'
+  if (p === '/_catalog') return { kind: 'catalog' };
+  if (p.endsWith('/tags/list')) return { kind: 'tags', name: p.slice(1, -'/tags/list'.length) };
+  let best: { at: number; route: Route } | undefined;
+  for (const [suffix, make] of SUFFIXES) {
+    const at = p.lastIndexOf(suffix);
+    if (at <= 0) continue;
+    const route = make(p.slice(1, at), p.slice(at + suffix.length));
+    if (route && (!best || at > best.at)) best = { at, route };
+  }
+  if (!best) throw new RegistryError('NOT_FOUND', { path: pathname.slice(0, 200) });
+  return best.route;
+}
+
+/** True when a first path segment names a registry host rather than a repository component
+ * (docker's rule: it contains `.` or `:`, or is `localhost`). */
+export function looksLikeRegistryHost(segment: string): boolean {
+  return segment.includes('.') || segment.includes(':') || segment === 'localhost';
+}

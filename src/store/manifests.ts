@@ -1,0 +1,64 @@
+/**
+ * Verified manifests: on disk (content-addressed, media type stored with the bytes) with an
+ * in-memory LRU in front, bounded by bytes.
+ */
+import { mkdir, readFile, rename, writeFile, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Digest } from '../registry/grammar.js';
+import type { Layout } from './layout.js';
+
+/** A manifest as the mirror serves it. */
+export interface StoredManifest {
+  /** `alg:hex` */
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+}
+
+export class ManifestStore {
+  private readonly memory: LRUCache<string, StoredManifest>;
+
+  constructor(readonly layout: Layout, memoryBytes: number) {
+    this.memory = new LRUCache<string, StoredManifest>({
+      maxSize: Math.max(1, memoryBytes),
+      sizeCalculation: (m) => m.bytes.length + m.mediaType.length + 64,
+    });
+  }
+
+  /** A cached manifest, from memory or disk; undefined when not cached. */
+  async get(d: Digest): Promise<StoredManifest | undefined> {
+    const hit = this.memory.get(d.value);
+    if (hit) return hit;
+    let raw: Buffer;
+    try {
+      raw = await readFile(this.layout.manifest(d));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    const nl = raw.indexOf(0x0a);
+    if (nl < 0) return undefined;
+    const m: StoredManifest = { digest: d.value, mediaType: raw.subarray(0, nl).toString('utf8'), bytes: raw.subarray(nl + 1) };
+    this.memory.set(d.value, m);
+    return m;
+  }
+
+  /** Stores a manifest whose bytes the caller has verified against `d`. */
+  async put(d: Digest, mediaType: string, bytes: Buffer): Promise<StoredManifest> {
+    const m: StoredManifest = { digest: d.value, mediaType, bytes };
+    const target = this.layout.manifest(d);
+    const temp = `${this.layout.tmp}/m-${d.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`;
+    await mkdir(dirname(target), { recursive: true });
+    try {
+      await writeFile(temp, Buffer.concat([Buffer.from(`${mediaType.replace(/[\r\n]/g, '')}\n`), bytes]), { flush: true });
+      await rename(temp, target);
+    } catch (err) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw err;
+    }
+    this.memory.set(d.value, m);
+    return m;
+  }
+}

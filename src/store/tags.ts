@@ -1,0 +1,65 @@
+/**
+ * Tag metadata: what a tag resolved to, per accepted set of media types. In memory by default,
+ * in Redis when configured (so that several mirror replicas share revalidation).
+ */
+import { LRUCache } from 'lru-cache';
+
+/** What a tag resolved to for one Accept set, and when the upstream last confirmed it. */
+export interface TagEntry {
+  digest: string;
+  mediaType: string;
+  size: number;
+  /** ms since epoch of the last upstream confirmation. */
+  checkedAt: number;
+}
+
+/** Identifies a tag: upstream namespace, upstream repository name, tag. */
+export interface TagKey {
+  namespace: string;
+  repository: string;
+  tag: string;
+}
+
+/** Where tag entries live. Implementations must not throw for a missing entry. */
+export interface TagStore {
+  /** The entry for this tag and Accept set. */
+  get(key: TagKey, acceptKey: string): Promise<TagEntry | undefined>;
+  /** Every entry of the tag, by Accept set (for stale answers to a client with another Accept set). */
+  all(key: TagKey): Promise<Map<string, TagEntry>>;
+  set(key: TagKey, acceptKey: string, entry: TagEntry): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The storage key of a tag. */
+export function tagKeyString(k: TagKey): string {
+  return `${k.namespace}/${k.repository}:${k.tag}`;
+}
+
+/** Tag entries in process memory, bounded by count. */
+export class MemoryTagStore implements TagStore {
+  private readonly tags: LRUCache<string, Map<string, TagEntry>>;
+
+  constructor(maxTags = 100_000) {
+    this.tags = new LRUCache({ max: maxTags });
+  }
+
+  async get(key: TagKey, acceptKey: string): Promise<TagEntry | undefined> {
+    return this.tags.get(tagKeyString(key))?.get(acceptKey);
+  }
+
+  async all(key: TagKey): Promise<Map<string, TagEntry>> {
+    return new Map(this.tags.get(tagKeyString(key)) ?? []);
+  }
+
+  async set(key: TagKey, acceptKey: string, entry: TagEntry): Promise<void> {
+    const k = tagKeyString(key);
+    let m = this.tags.get(k);
+    if (!m) {
+      m = new Map();
+      this.tags.set(k, m);
+    }
+    m.set(acceptKey, entry);
+  }
+
+  async close(): Promise<void> {}
+}

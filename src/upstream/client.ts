@@ -1,0 +1,178 @@
+/**
+ * One upstream registry: sends requests with keep-alive (undici), authenticates (see auth.ts),
+ * follows redirects by hand (never carrying Authorization to another origin), asks for identity
+ * encoding so bytes match their digest, and turns transport failures into UNAVAILABLE.
+ */
+import { Agent, request, type Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import { RegistryError } from '../registry/errors.js';
+import type { UpstreamConfig, UpstreamTimeouts } from '../config/types.js';
+import type { Metrics } from '../metrics.js';
+import type { Logger } from '../log.js';
+import { UpstreamAuth } from './auth.js';
+import { errorForUpstreamStatus, type UpstreamKind } from './status.js';
+
+/** Redirect hops followed before giving up (containerd uses 10 as well). */
+export const MAX_REDIRECTS = 10;
+/** Bytes of an upstream error body read for its message. */
+const MAX_ERROR_BODY = 16 * 1024;
+
+const USER_AGENT = 'regmirror/0.1 (+pull-through cache)';
+
+/** A request to an upstream. */
+export interface UpstreamRequest {
+  kind: UpstreamKind;
+  method: 'GET' | 'HEAD';
+  /** The upstream repository (after `library/` mapping); it decides the auth scope. */
+  repository: string;
+  /** Path (and query) under the upstream URL, starting with `/v2/`. */
+  path: string;
+  /** Extra headers (Accept, Range). Never the client's Authorization. */
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** A final (non-redirect) upstream answer. The caller must consume or destroy `body`. */
+export interface UpstreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Dispatcher.ResponseData['body'];
+  /** The URL that answered (after redirects). */
+  url: string;
+}
+
+/** Shared dependencies of every upstream. */
+export interface UpstreamDeps {
+  dispatcher: Dispatcher;
+  timeouts: UpstreamTimeouts;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/** Creates the keep-alive dispatcher shared by all upstreams. */
+export function createDispatcher(timeouts: UpstreamTimeouts): Agent {
+  return new Agent({
+    connect: { timeout: timeouts.connectMs },
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 600_000,
+    headersTimeout: timeouts.headersMs,
+    bodyTimeout: timeouts.bodyIdleMs,
+    connections: 128,
+  });
+}
+
+function header(h: IncomingHttpHeaders, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export class Upstream {
+  readonly namespace: string;
+  private readonly base: URL;
+  private readonly auth: UpstreamAuth;
+
+  constructor(readonly config: UpstreamConfig, private readonly deps: UpstreamDeps) {
+    this.namespace = config.namespace;
+    this.base = new URL(config.url);
+    this.auth = new UpstreamAuth(config.namespace, config.credentials, (url, headers) => this.tokenRequest(url, headers));
+  }
+
+  /** The upstream's name for a repository the client asked for (Docker Hub: `alpine` → `library/alpine`). */
+  repository(clientName: string): string {
+    return this.config.libraryPrefix && !clientName.includes('/') ? `library/${clientName}` : clientName;
+  }
+
+  private url(path: string): URL {
+    const u = new URL(this.base.href.replace(/\/$/, '') + path);
+    return u;
+  }
+
+  private async send(kind: UpstreamKind, method: 'GET' | 'HEAD', url: URL, headers: Record<string, string>, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+    const { metrics } = this.deps;
+    try {
+      const res = await request(url, {
+        dispatcher: this.deps.dispatcher,
+        method,
+        headers,
+        ...(signal ? { signal } : {}),
+      });
+      metrics.upstreamRequests.inc({ upstream: this.namespace, kind, method, status: String(res.statusCode) });
+      return res;
+    } catch (err) {
+      metrics.upstreamRequests.inc({ upstream: this.namespace, kind, method, status: 'error' });
+      if (signal?.aborted) throw err;
+      const e = err as Error & { code?: string };
+      throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, error: e.code ?? e.message }, { message: 'the upstream registry is unreachable', cause: err });
+    }
+  }
+
+  /** Sends a request, answering auth challenges once and following redirects. */
+  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    let url = this.url(req.path);
+    let authorization = await this.auth.header(req.repository);
+    let challenged = false;
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      const headers: Record<string, string> = { 'user-agent': USER_AGENT, 'accept-encoding': 'identity', ...req.headers };
+      const sameOrigin = url.origin === this.base.origin;
+      if (authorization && sameOrigin) headers.authorization = authorization;
+      const res = await this.send(req.kind, req.method, url, headers, req.signal);
+      const status = res.statusCode;
+      if (status === 401 && sameOrigin && !challenged) {
+        challenged = true;
+        const retry = await this.auth.afterChallenge(res.headers['www-authenticate'], req.repository);
+        if (retry !== undefined) {
+          await res.body.dump();
+          authorization = retry;
+          hop--;
+          continue;
+        }
+      }
+      const location = header(res.headers, 'location');
+      if ([301, 302, 303, 307, 308].includes(status) && location) {
+        await res.body.dump();
+        try {
+          url = new URL(location, url);
+        } catch {
+          throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, reason: 'invalid redirect location' });
+        }
+        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, reason: 'redirect to an unsupported scheme' });
+        continue;
+      }
+      return { status, headers: res.headers, body: res.body, url: url.href };
+    }
+    throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, reason: `more than ${MAX_REDIRECTS} redirects` });
+  }
+
+  /** Reads (a bounded part of) an error answer and turns it into the client's registry error. */
+  async error(res: UpstreamResponse, kind: UpstreamKind): Promise<RegistryError> {
+    let body = '';
+    try {
+      for await (const chunk of res.body) {
+        body += (chunk as Buffer).toString('utf8');
+        if (body.length > MAX_ERROR_BODY) break;
+      }
+    } catch {
+      /* the status is what matters */
+    } finally {
+      res.body.destroy();
+    }
+    const err = errorForUpstreamStatus(res.status, kind, this.namespace, body, header(res.headers, 'retry-after'));
+    this.deps.log.debug({ upstream: this.namespace, status: res.status, kind, code: err.code }, 'upstream error');
+    return err;
+  }
+
+  private async tokenRequest(url: URL, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+    const res = await this.send('token', 'GET', url, { 'user-agent': USER_AGENT, ...headers });
+    let body = '';
+    let size = 0;
+    for await (const chunk of res.body) {
+      size += (chunk as Buffer).length;
+      if (size > 1024 * 1024) {
+        res.body.destroy();
+        throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, reason: 'token answer too large' });
+      }
+      body += (chunk as Buffer).toString('utf8');
+    }
+    return { status: res.statusCode, body };
+  }
+}
