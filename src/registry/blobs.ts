@@ -69,7 +69,7 @@ async function serveCached(mirror: Mirror, ctx: RepoContext, d: Digest, blob: Op
   mirror.metrics.hits.inc({ kind: 'blob' });
   setHeaders(ctx, 200, { ...blobHeaders(d), 'content-length': blob.size });
   const stream = blob.handle.createReadStream({ highWaterMark: FILE_CHUNK, autoClose: true });
-  stream.on('data', (c: Buffer) => {
+  stream.on('data', (c: string | Buffer) => {
     ctx.bytes += c.length;
     mirror.metrics.bytesServed.inc({ source: 'cache' }, c.length);
   });
