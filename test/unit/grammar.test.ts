@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkReference, isValidName, isValidTag, parseDigest } from '../../src/registry/grammar.js';
+import { parseRoute, looksLikeRegistryHost } from '../../src/registry/route.js';
+import { RegistryError } from '../../src/registry/errors.js';
+
+const HEX64 = 'a'.repeat(64);
+
+test('repository names follow the distribution grammar', () => {
+  for (const ok of ['alpine', 'library/alpine', 'a/b/c', 'my-org/app_1', 'x__y', 'a.b/c-d', 'a---b', '0']) assert.ok(isValidName(ok), ok);
+  for (const bad of ['', 'Alpine', 'a//b', '/a', 'a/', '..', 'a/../b', 'a/./b', '%2e%2e', 'a_', '-a', 'a___b', 'a:b', 'a b', 'ü', 'a'.repeat(256)]) {
+    assert.ok(!isValidName(bad), bad);
+  }
+  assert.ok(isValidName('a'.repeat(255)));
+});
+
+test('tags follow the grammar', () => {
+  for (const ok of ['latest', 'v1.2.3', '_x', 'A-b_c.d', 'a'.repeat(128)]) assert.ok(isValidTag(ok), ok);
+  for (const bad of ['', '.x', '-x', 'a'.repeat(129), 'a/b', 'a:b', '%2e']) assert.ok(!isValidTag(bad), bad);
+});
+
+test('digests: sha256 and sha512, lowercase hex of the right length only', () => {
+  assert.deepEqual(parseDigest(`sha256:${HEX64}`), { algorithm: 'sha256', hex: HEX64, value: `sha256:${HEX64}` });
+  assert.equal(parseDigest(`sha512:${'b'.repeat(128)}`)?.algorithm, 'sha512');
+  for (const bad of [`sha256:${'A'.repeat(64)}`, `sha256:${'a'.repeat(63)}`, `sha256:${'a'.repeat(65)}`, `md5:${'a'.repeat(32)}`, `sha512:${HEX64}`, 'sha256:', HEX64, `sha256:${'g'.repeat(64)}`, `sha256:../${'a'.repeat(61)}`]) {
+    assert.equal(parseDigest(bad), undefined, bad);
+  }
+});
+
+test('references: tags vs digests, with the right error code', () => {
+  assert.deepEqual(checkReference('latest'), { kind: 'tag', tag: 'latest' });
+  assert.equal(checkReference(`sha256:${HEX64}`).kind, 'digest');
+  assert.throws(() => checkReference(`sha256:${'A'.repeat(64)}`), (e: unknown) => e instanceof RegistryError && e.code === 'DIGEST_INVALID' && e.status === 400);
+  assert.throws(() => checkReference('..'), (e: unknown) => e instanceof RegistryError && e.code === 'TAG_INVALID');
+});
+
+test('routes are matched from the right, names may contain endpoint words', () => {
+  assert.deepEqual(parseRoute('/v2/'), { kind: 'base' });
+  assert.deepEqual(parseRoute('/v2'), { kind: 'base' });
+  assert.deepEqual(parseRoute('/v2/a/manifests/b/manifests/latest'), { kind: 'manifest', name: 'a/manifests/b', reference: 'latest' });
+  assert.deepEqual(parseRoute(`/v2/x/blobs/y/blobs/sha256:${HEX64}`), { kind: 'blob', name: 'x/blobs/y', digest: `sha256:${HEX64}` });
+  assert.deepEqual(parseRoute('/v2/a/b/tags/list'), { kind: 'tags', name: 'a/b' });
+  assert.deepEqual(parseRoute(`/v2/a/referrers/sha256:${HEX64}`), { kind: 'referrers', name: 'a', digest: `sha256:${HEX64}` });
+  assert.deepEqual(parseRoute('/v2/a/blobs/uploads/'), { kind: 'upload', name: 'a' });
+  assert.deepEqual(parseRoute('/v2/ghcr.io/org/app/manifests/1.0'), { kind: 'manifest', name: 'ghcr.io/org/app', reference: '1.0' });
+  assert.deepEqual(parseRoute('/v2/_catalog'), { kind: 'catalog' });
+  assert.throws(() => parseRoute('/etc/passwd'), (e: unknown) => e instanceof RegistryError && e.status === 404);
+  assert.throws(() => parseRoute('/v2/a/nothing'), (e: unknown) => e instanceof RegistryError && e.status === 404);
+});
+
+test('registry host detection follows docker reference rules', () => {
+  assert.ok(looksLikeRegistryHost('ghcr.io'));
+  assert.ok(looksLikeRegistryHost('127.0.0.1:5000'));
+  assert.ok(looksLikeRegistryHost('localhost'));
+  assert.ok(!looksLikeRegistryHost('library'));
+});
