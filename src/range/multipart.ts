@@ -57,7 +57,6 @@ export interface WriteMultipartOptions {
 
 const BOUNDARY_RE = /^[0-9A-Za-z'+_.-]{1,70}$/;
 // field-value: no CTLs except HTAB (so no CR/LF header injection).
-// eslint-disable-next-line no-control-regex
 const FIELD_VALUE_RE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /**
