@@ -4,7 +4,7 @@ import { pino, type Logger } from 'pino';
 export type { Logger };
 
 /** Creates the root logger. Credentials are redacted wherever they might appear. */
-export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
     {
       level,
@@ -12,6 +12,6 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
       redact: { paths: ['*.authorization', '*.password', '*.token', 'headers.authorization', 'req.headers.authorization', 'credentials'], censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    destination as pino.DestinationStream | undefined,
+    destination,
   );
 }

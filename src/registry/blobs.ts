@@ -96,6 +96,7 @@ async function serveFromFill(mirror: Mirror, ctx: RepoContext, d: Digest): Promi
   mirror.metrics.misses.inc({ kind: 'blob' });
   await fill.ready;
   setHeaders(ctx, 200, { ...blobHeaders(d), ...(fill.size !== undefined ? { 'content-length': fill.size } : {}) });
+  ctx.res.flushHeaders(); // joiners get their headers at once, whatever has arrived yet
   const reader = new FillReader(fill, 0, Infinity, (n) => {
     ctx.bytes += n;
     if (joined) mirror.metrics.fillJoinerBytes.inc(n);
