@@ -44,5 +44,9 @@ export function parseRoute(pathname: string): Route {
 /** True when a first path segment names a registry host rather than a repository component
  * (docker's rule: it contains `.` or `:`, or is `localhost`). */
 export function looksLikeRegistryHost(segment: string): boolean {
-  return segment.includes('.') || segment.includes(':') || segment === 'localhost';
+  if (!(segment.includes('.') || segment.includes(':') || segment === 'localhost')) return false;
+  return HOST_RE.test(segment);
 }
+
+const LABEL = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
+const HOST_RE = new RegExp(`^(?:${LABEL}(?:\\.${LABEL})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]{1,5})?$`);

@@ -54,3 +54,11 @@ test('registry host detection follows docker reference rules', () => {
   assert.ok(looksLikeRegistryHost('localhost'));
   assert.ok(!looksLikeRegistryHost('library'));
 });
+
+test('a first segment is a registry host only when it is a valid host', () => {
+  assert.ok(!looksLikeRegistryHost('..'));
+  assert.ok(!looksLikeRegistryHost('a..b'));
+  assert.ok(!looksLikeRegistryHost('%2e%2e'));
+  assert.ok(looksLikeRegistryHost('registry.example.com:443'));
+  assert.ok(looksLikeRegistryHost('[::1]:5000'));
+});
