@@ -20,6 +20,7 @@ import {
   putBlob,
   randomBlobFile,
   readLayoutBlob,
+  skopeoInspect,
   type GeneratedImage,
 } from './harness/oci.js';
 import { redisCommand, startRedis } from './harness/redis.js';
@@ -106,6 +107,7 @@ describe('registry + oci + skopeo', () => {
     await pushImage(img, reg.host, 'test/app:v1');
     await reg.settle();
     assert.equal(countAccess(reg.accessLog(), { method: 'PUT', kind: 'manifest', status: 201 }), 1);
+    assert.equal(await skopeoInspect(reg.host, 'test/app:v1', { raw: true }), img.manifest.toString('utf8'));
     reg.resetLog();
 
     const out = await tmpDir('pull-');

@@ -3,6 +3,9 @@
  *
  * Layers are gzip'd tars of random bytes (incompressible, so sizes on the wire are real). A layer
  * of payload size N is a blob of about N + 1.1 KiB (tar headers, gzip framing).
+ *
+ * skopeo runs with a fresh, private blob-info cache per call (see `skopeo()` below), so what it
+ * asks a registry does not depend on earlier runs.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
@@ -12,6 +15,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { gzip as gzipCb } from 'node:zlib';
+import { spawnSync } from 'node:child_process';
 import { run, tmpDir, type RunOutcome } from './proc.js';
 
 const gzip = promisify(gzipCb);
@@ -290,12 +294,44 @@ export interface SkopeoOptions {
   extraArgs?: string[];
 }
 
+let canUnshare: boolean | undefined;
+
+/**
+ * Runs skopeo with a private, empty blob-info cache so runs are hermetic: as root skopeo keeps it
+ * in /var/lib/containers/cache (then it runs in a private mount namespace with a temp dir mounted
+ * there); otherwise under $XDG_DATA_HOME (pointed at a temp dir).
+ */
+async function skopeo(args: string[], name: string, timeoutMs: number): Promise<RunOutcome> {
+  const cache = await tmpDir('skopeo-cache-');
+  const root = process.getuid?.() === 0;
+  if (root && canUnshare === undefined) {
+    canUnshare = spawnSync('unshare', ['-m', 'true'], { stdio: 'ignore' }).status === 0;
+  }
+  if (root && canUnshare) {
+    const script = 'mkdir -p /var/lib/containers/cache && mount --bind "$0" /var/lib/containers/cache && exec skopeo "$@"';
+    return run('unshare', ['-m', 'sh', '-c', script, cache, ...args], { name, timeoutMs });
+  }
+  return run('skopeo', args, { name, timeoutMs, env: { ...process.env, XDG_DATA_HOME: cache } });
+}
+
 function splitRef(ref: string): { repo: string; tag: string } {
   const at = ref.indexOf('@');
   if (at >= 0) return { repo: ref.slice(0, at), tag: ref.slice(at) };
   const colon = ref.lastIndexOf(':');
   if (colon < 0 || ref.slice(colon).includes('/')) return { repo: ref, tag: 'latest' };
   return { repo: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+}
+
+/** Runs `skopeo inspect --tls-verify=false [--raw] docker://HOST/REF` (hermetic cache) and returns stdout. */
+export async function skopeoInspect(registryHost: string, ref: string, opts: { raw?: boolean; creds?: string } = {}): Promise<string> {
+  const { repo, tag } = splitRef(ref);
+  const src = tag.startsWith('@') ? `docker://${registryHost}/${repo}${tag}` : `docker://${registryHost}/${repo}:${tag}`;
+  const res = await skopeo(
+    ['inspect', '--tls-verify=false', ...(opts.raw ? ['--raw'] : []), ...(opts.creds ? ['--creds', opts.creds] : []), src],
+    'skopeo-inspect',
+    60_000,
+  );
+  return res.stdout;
 }
 
 /**
@@ -313,8 +349,7 @@ export async function pushImage(
 ): Promise<RunOutcome> {
   const { repo, tag } = splitRef(ref);
   const dest = tag.startsWith('@') ? `docker://${registryHost}/${repo}${tag}` : `docker://${registryHost}/${repo}:${tag}`;
-  return run(
-    'skopeo',
+  return skopeo(
     [
       'copy',
       '--dest-tls-verify=false',
@@ -324,7 +359,8 @@ export async function pushImage(
       `oci:${layout.layoutDir}:${layout.tag}`,
       dest,
     ],
-    { name: 'skopeo-push', timeoutMs: opts.timeoutMs ?? 120_000 },
+    'skopeo-push',
+    opts.timeoutMs ?? 120_000,
   );
 }
 
@@ -341,8 +377,7 @@ export async function pullImage(
   const { repo, tag } = splitRef(ref);
   const src = tag.startsWith('@') ? `docker://${registryHost}/${repo}${tag}` : `docker://${registryHost}/${repo}:${tag}`;
   const dest = opts.format === 'oci' ? `oci:${outDir}:latest` : `dir:${outDir}`;
-  return run(
-    'skopeo',
+  return skopeo(
     [
       'copy',
       '--src-tls-verify=false',
@@ -352,7 +387,8 @@ export async function pullImage(
       src,
       dest,
     ],
-    { name: 'skopeo-pull', timeoutMs: opts.timeoutMs ?? 120_000 },
+    'skopeo-pull',
+    opts.timeoutMs ?? 120_000,
   );
 }
 
