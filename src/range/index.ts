@@ -6,3 +6,5 @@
  */
 export * from './parse.js';
 export * from './multipart.js';
+export * from './select.js';
+export * from './upstream-parts.js';

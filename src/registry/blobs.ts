@@ -1,23 +1,47 @@
 /**
  * `GET/HEAD /v2/<name>/blobs/<digest>`, top to bottom: route → store → fill → upstream.
- * A cached blob is streamed from its file. Otherwise the request joins the fill of that digest in
- * flight, or starts one, and streams from the fill's file as the bytes arrive.
+ *
+ * - Cached: streamed from its file; ranges (one → 206, several → 206 multipart) cut from it.
+ * - A fill in flight: joined; the answer streams from the fill's file as bytes arrive. Ranges are served
+ *   from it too: bytes already on disk at once, the rest as the fill reaches them.
+ * - Not cached, whole blob (or `bytes=0-`): a fill starts and the answer streams from it.
+ * - Not cached, a range: by default no fill (bandwidth is the point). One range is forwarded upstream and
+ *   streamed back; several are split into single-range upstream fetches and answered as multipart.
+ *   `rangeFillOnMiss` also starts a fill.
  */
+import type { Readable } from 'node:stream';
+import type { FileHandle } from 'node:fs/promises';
 import type { Mirror } from '../mirror.js';
 import type { RepoContext } from './context.js';
 import { checkDigest, type Digest } from './grammar.js';
 import { sendStream } from './respond.js';
-import type { OpenBlob } from '../store/blobs.js';
 import { FillReader } from '../fill/reader.js';
-import type { FillSource } from '../fill/blob-fill.js';
+import type { BlobFill, FillSource } from '../fill/blob-fill.js';
 import type { Upstream } from '../upstream/client.js';
+import { fetchUpstreamRange } from '../upstream/blob-range.js';
+import { formatContentRange, parseRangeSpecs, type ByteRange } from '../range/parse.js';
+import { multipartPlan, newBoundary, writeMultipart, type PartSource } from '../range/multipart.js';
+import { isWholeFromZero, selectRanges, type Selection } from '../range/select.js';
+import { upstreamParts } from '../range/upstream-parts.js';
 
 /** Read size when streaming a cached blob. */
 const FILE_CHUNK = 512 * 1024;
+/** Parts up to this size are read into memory in one call rather than streamed. */
+const SMALL_PART = 64 * 1024;
+const OCTET = 'application/octet-stream';
+
+type Source = 'cache' | 'fill' | 'upstream';
+
+/** Opens bytes [start, end] of the blob; `part` is the index of the multipart part it is for. */
+type Opener = (start: number, end: number, part?: number) => PartSource | Promise<PartSource>;
+
+function one(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
 
 function blobHeaders(d: Digest): Record<string, string> {
   return {
-    'content-type': 'application/octet-stream',
+    'content-type': OCTET,
     'docker-content-digest': d.value,
     etag: `"${d.value}"`,
     'accept-ranges': 'bytes',
@@ -33,9 +57,18 @@ function setHeaders(ctx: RepoContext, status: number, headers: Record<string, st
 export async function handleBlob(mirror: Mirror, ctx: RepoContext, digest: string): Promise<void> {
   const d = checkDigest(digest);
   if (ctx.head) return headBlob(mirror, ctx, d);
+  const range = ctx.req.headers.range;
   const blob = await mirror.blobs.open(d);
-  if (blob) return serveCached(mirror, ctx, d, blob);
+  if (blob) return serveCached(mirror, ctx, d, blob.handle, blob.size);
+  const inflight = mirror.fills.get(d);
+  const wantsRange = range !== undefined && !isWholeFromZero(range) && ifRangeHolds(ctx, d);
+  if (!inflight && wantsRange && !mirror.config.range.fillOnMiss) return serveRangeMiss(mirror, ctx, d, range);
   return serveFromFill(mirror, ctx, d);
+}
+
+function ifRangeHolds(ctx: RepoContext, d: Digest): boolean {
+  const ir = one(ctx.req.headers['if-range']);
+  return ir === undefined || ir.trim() === `"${d.value}"`;
 }
 
 async function headBlob(mirror: Mirror, ctx: RepoContext, d: Digest): Promise<void> {
@@ -64,16 +97,71 @@ async function headBlob(mirror: Mirror, ctx: RepoContext, d: Digest): Promise<vo
   ctx.res.end();
 }
 
-async function serveCached(mirror: Mirror, ctx: RepoContext, d: Digest, blob: OpenBlob): Promise<void> {
+/** Answers with the whole blob, one range or several, from `open`. */
+async function answer(mirror: Mirror, ctx: RepoContext, d: Digest, size: number | undefined, sel: Selection, open: Opener, source: Source): Promise<void> {
+  const { res } = ctx;
+  const count = (n: number) => {
+    ctx.bytes += n;
+    mirror.metrics.bytesServed.inc({ source }, n);
+  };
+  const stream = async (src: PartSource, flush: boolean) => {
+    if (flush) res.flushHeaders();
+    if (src instanceof Uint8Array) {
+      count(src.length);
+      res.end(src);
+      return;
+    }
+    src.on('data', (c: Buffer) => count(c.length));
+    await sendStream(ctx, src as Readable, (err) => ctx.log.warn({ err: err.message, digest: d.value }, 'blob transfer aborted'));
+  };
+  if (sel.kind === 'whole') {
+    setHeaders(ctx, 200, { ...blobHeaders(d), ...(size !== undefined ? { 'content-length': size } : {}) });
+    return stream(await open(0, size === undefined ? Infinity : size - 1), source !== 'cache');
+  }
+  mirror.metrics.rangeRequests.inc({ source, parts: sel.kind });
+  if (sel.kind === 'single') {
+    const r = sel.range;
+    mirror.metrics.rangeParts.inc({ source });
+    setHeaders(ctx, 206, { ...blobHeaders(d), 'content-range': formatContentRange(r, size!), 'content-length': r.end - r.start + 1 });
+    return stream(await open(r.start, r.end), source !== 'cache');
+  }
+  const plan = multipartPlan(sel.ranges, size!, OCTET, newBoundary());
+  mirror.metrics.rangeParts.inc({ source }, sel.ranges.length);
+  setHeaders(ctx, 206, { ...blobHeaders(d), 'content-type': plan.contentType, 'content-length': plan.contentLength });
+  await writeMultipart(
+    plan,
+    async (i, r) => {
+      const part = await open(r.start, r.end, i);
+      if (part instanceof Uint8Array) count(part.length);
+      else part.on('data', (c: Buffer) => count(c.length));
+      return part;
+    },
+    res,
+  ).catch((err: Error) => {
+    ctx.log.warn({ err: err.message, digest: d.value }, 'multipart transfer aborted');
+    res.destroy(err);
+  });
+}
+
+async function serveCached(mirror: Mirror, ctx: RepoContext, d: Digest, handle: FileHandle, size: number): Promise<void> {
   ctx.cache = 'hit';
   mirror.metrics.hits.inc({ kind: 'blob' });
-  setHeaders(ctx, 200, { ...blobHeaders(d), 'content-length': blob.size });
-  const stream = blob.handle.createReadStream({ highWaterMark: FILE_CHUNK, autoClose: true });
-  stream.on('data', (c: string | Buffer) => {
-    ctx.bytes += c.length;
-    mirror.metrics.bytesServed.inc({ source: 'cache' }, c.length);
-  });
-  await sendStream(ctx, stream);
+  try {
+    const sel = selectRanges(ctx.req.headers.range, one(ctx.req.headers['if-range']), `"${d.value}"`, size, mirror.config.range.maxRanges);
+    const open: Opener = async (start, end) => {
+      const len = Math.min(end, size - 1) - start + 1;
+      if (len <= SMALL_PART) {
+        const buf = Buffer.allocUnsafe(len);
+        const { bytesRead } = await handle.read(buf, 0, len, start);
+        if (bytesRead !== len) throw new Error('cached blob shorter than its size');
+        return buf;
+      }
+      return handle.createReadStream({ start, end: Math.min(end, size - 1), highWaterMark: FILE_CHUNK, autoClose: false });
+    };
+    await answer(mirror, ctx, d, size, sel, open, 'cache');
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
 }
 
 /** Opens the upstream body of a blob for a fill. */
@@ -95,12 +183,57 @@ async function serveFromFill(mirror: Mirror, ctx: RepoContext, d: Digest): Promi
   ctx.cache = joined ? 'joined' : 'miss';
   mirror.metrics.misses.inc({ kind: 'blob' });
   await fill.ready;
-  setHeaders(ctx, 200, { ...blobHeaders(d), ...(fill.size !== undefined ? { 'content-length': fill.size } : {}) });
-  ctx.res.flushHeaders(); // joiners get their headers at once, whatever has arrived yet
-  const reader = new FillReader(fill, 0, Infinity, (n) => {
-    ctx.bytes += n;
-    if (joined) mirror.metrics.fillJoinerBytes.inc(n);
-    mirror.metrics.bytesServed.inc({ source: 'fill' }, n);
-  });
-  await sendStream(ctx, reader, (err) => ctx.log.warn({ err: err.message, digest: d.value }, 'blob transfer aborted'));
+  const sel: Selection = fill.size === undefined ? { kind: 'whole' } : selectRanges(ctx.req.headers.range, one(ctx.req.headers['if-range']), `"${d.value}"`, fill.size, mirror.config.range.maxRanges);
+  const open: Opener = (start, end) =>
+    new FillReader(fill as BlobFill, start, end, (n) => {
+      if (joined) mirror.metrics.fillJoinerBytes.inc(n);
+    });
+  await answer(mirror, ctx, d, fill.size, sel, open, 'fill');
+}
+
+/** A range request for a blob that is neither cached nor being filled: straight from the upstream. */
+async function serveRangeMiss(mirror: Mirror, ctx: RepoContext, d: Digest, range: string): Promise<void> {
+  ctx.cache = 'range-miss';
+  mirror.metrics.misses.inc({ kind: 'blob' });
+  const specs = parseRangeSpecs(range, { maxRanges: mirror.config.range.maxRanges });
+  if (specs.kind !== 'specs') return serveFromFill(mirror, ctx, d); // ignored Range: the whole blob
+  const abort = new AbortController();
+  ctx.res.on('close', () => abort.abort());
+  const onBytes = (n: number) => mirror.metrics.rangeUpstreamBytes.inc(n);
+  const fetchExact = async (start: number, end: number, signal: AbortSignal): Promise<Readable> => {
+    const got = await fetchUpstreamRange(ctx.upstream, ctx.repository, d, `bytes=${start}-${end}`, signal, onBytes);
+    if (got.range.start !== start || got.range.end !== end) {
+      got.body.destroy();
+      throw new Error(`upstream answered bytes ${got.range.start}-${got.range.end} for ${start}-${end}`);
+    }
+    return got.body;
+  };
+  if (specs.specs.length === 1) {
+    const got = await fetchUpstreamRange(ctx.upstream, ctx.repository, d, range.trim(), abort.signal, onBytes);
+    const size = got.size;
+    const r: ByteRange = got.range;
+    mirror.metrics.rangeRequests.inc({ source: 'upstream', parts: 'single' });
+    mirror.metrics.rangeParts.inc({ source: 'upstream' });
+    setHeaders(ctx, 206, { ...blobHeaders(d), 'content-range': size !== undefined ? formatContentRange(r, size) : `bytes ${r.start}-${r.end}/*`, 'content-length': r.end - r.start + 1 });
+    ctx.res.flushHeaders();
+    got.body.on('data', (c: Buffer) => {
+      ctx.bytes += c.length;
+      mirror.metrics.bytesServed.inc({ source: 'upstream' }, c.length);
+    });
+    await sendStream(ctx, got.body, (err) => ctx.log.warn({ err: err.message, digest: d.value }, 'range transfer aborted'));
+    return;
+  }
+  // Several ranges: the size decides suffixes and clamping, so ask for it first (a HEAD moves no body).
+  const head = await ctx.upstream.request({ kind: 'blob-head', method: 'HEAD', repository: ctx.repository, path: `/v2/${ctx.repository}/blobs/${d.value}` });
+  if (head.status !== 200) throw await ctx.upstream.error(head, 'blob-head');
+  await head.body.dump();
+  const size = Number(head.headers['content-length']);
+  if (!Number.isSafeInteger(size)) return serveFromFill(mirror, ctx, d);
+  const sel = selectRanges(range, undefined, `"${d.value}"`, size, mirror.config.range.maxRanges);
+  if (sel.kind === 'whole') return serveFromFill(mirror, ctx, d);
+  if (sel.kind === 'single') return answer(mirror, ctx, d, size, sel, (s, e) => fetchExact(s, e, abort.signal), 'upstream');
+  const parts = upstreamParts(sel.ranges, fetchExact, { parallelism: mirror.config.range.upstreamParallelism });
+  ctx.res.on('close', parts.abort);
+  await answer(mirror, ctx, d, size, sel, (s, e, i) => parts.provider(i!, { start: s, end: e }), 'upstream');
+  ctx.log.debug({ digest: d.value, ranges: sel.ranges.length, upstreamFetches: parts.fetches() }, 'multi-range answered from upstream');
 }

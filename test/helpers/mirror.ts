@@ -26,7 +26,7 @@ export async function startMirror(input: ConfigInput, tweak?: (c: MirrorConfig) 
   const dataDir = input.dataDir ?? (await tmpDir('regmirror-data-'));
   const config = buildConfig({ listen: '127.0.0.1:0', logLevel: 'debug', ...input, dataDir });
   tweak?.(config);
-  const logFile = join(dataDir, '..', `${dataDir.split('/').pop()}-mirror.log`);
+  const logFile = join(await tmpDir('regmirror-log-'), 'mirror.log');
   const logger = createLogger(config.logLevel, pino.destination({ dest: logFile, sync: true }));
   const mirror = await Mirror.create(config, { logger, processMetrics: false });
   const { port } = await mirror.listen('127.0.0.1', 0);
