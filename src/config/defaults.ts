@@ -14,7 +14,7 @@ export function defaultConfig(): MirrorConfig {
     logLevel: 'info',
     manifestMemoryBytes: 64 * 2 ** 20,
     maxManifestBytes: 4 * 2 ** 20,
-    upstreamTimeouts: { connectMs: 10_000, headersMs: 30_000, bodyIdleMs: 30_000 },
+    upstreamTimeouts: { connectMs: 10_000, headersMs: 30_000, bodyIdleMs: 30_000, revalidateMs: 5_000 },
     fill: { maxConcurrent: 64, queueTimeoutMs: 60_000, abortWhenOrphaned: false },
     range: { maxRanges: 2048, fillOnMiss: false, upstreamParallelism: 4 },
   };

@@ -25,6 +25,7 @@ export interface ConfigInput {
   connectTimeout?: string | number;
   headersTimeout?: string | number;
   bodyIdleTimeout?: string | number;
+  revalidateTimeout?: string | number;
   maxConcurrentFills?: number;
   fillQueueTimeout?: string | number;
   abortOrphanedFills?: boolean;
@@ -35,7 +36,7 @@ export interface ConfigInput {
 
 const FILE_KEYS = new Set<string>([
   'listen', 'dataDir', 'upstreams', 'tagTtl', 'logLevel', 'redis', 'credentials', 'manifestMemory', 'maxManifestSize',
-  'connectTimeout', 'headersTimeout', 'bodyIdleTimeout', 'maxConcurrentFills', 'fillQueueTimeout', 'abortOrphanedFills',
+  'connectTimeout', 'headersTimeout', 'bodyIdleTimeout', 'revalidateTimeout', 'maxConcurrentFills', 'fillQueueTimeout', 'abortOrphanedFills',
   'maxRanges', 'rangeFillOnMiss', 'rangeParallelism',
 ]);
 
@@ -161,6 +162,8 @@ export function buildConfig(...layers: ConfigInput[]): MirrorConfig {
   if (ht !== undefined) c.upstreamTimeouts.headersMs = parseDuration(ht);
   const bt = get('bodyIdleTimeout');
   if (bt !== undefined) c.upstreamTimeouts.bodyIdleMs = parseDuration(bt);
+  const rt = get('revalidateTimeout');
+  if (rt !== undefined) c.upstreamTimeouts.revalidateMs = parseDuration(rt);
   c.fill.maxConcurrent = posInt(get('maxConcurrentFills'), 'maxConcurrentFills') ?? c.fill.maxConcurrent;
   const fq = get('fillQueueTimeout');
   if (fq !== undefined) c.fill.queueTimeoutMs = parseDuration(fq);

@@ -28,6 +28,8 @@ export interface UpstreamTimeouts {
   headersMs: number;
   /** Longest pause between two body chunks before the upstream counts as stalled, ms. */
   bodyIdleMs: number;
+  /** Deadline of a tag revalidation (HEAD); past it the last known answer is served stale, ms. */
+  revalidateMs: number;
 }
 
 /** Single-flight blob fills. */

@@ -63,7 +63,14 @@ export async function resolveTag(mirror: Mirror, upstream: Upstream, repository:
 
 async function revalidate(mirror: Mirror, upstream: Upstream, key: TagKey, accept: AcceptSet, entry: TagEntry | undefined): Promise<TagAnswer> {
   const { repository, tag } = key;
-  const res = await upstream.request({ kind: 'tag-head', method: 'HEAD', repository, path: `/v2/${repository}/manifests/${tag}`, headers: { accept: upstreamAccept(accept) } });
+  const res = await upstream.request({
+    kind: 'tag-head',
+    method: 'HEAD',
+    repository,
+    path: `/v2/${repository}/manifests/${tag}`,
+    headers: { accept: upstreamAccept(accept) },
+    signal: AbortSignal.timeout(mirror.config.upstreamTimeouts.revalidateMs),
+  });
   if (res.status !== 200) {
     mirror.metrics.tagRevalidations.inc({ result: res.status === 404 ? 'not-found' : 'error' });
     throw await upstream.error(res, 'tag-head');

@@ -39,6 +39,6 @@ export async function handleManifest(mirror: Mirror, ctx: RepoContext, reference
     ctx.res.end();
     return;
   }
-  mirror.metrics.bytesServed.inc({ source: 'cache' }, ctx.head ? 0 : manifest.bytes.length);
+  mirror.metrics.bytesServed.inc({ source: ctx.cache === 'miss' ? 'upstream' : 'cache' }, ctx.head ? 0 : manifest.bytes.length);
   sendBuffer(ctx, 200, manifest.bytes, headers);
 }

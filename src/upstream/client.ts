@@ -100,7 +100,14 @@ export class Upstream {
       return res;
     } catch (err) {
       metrics.upstreamRequests.inc({ upstream: this.namespace, kind, method, status: 'error' });
-      if (signal?.aborted) throw err;
+      if (signal?.aborted) {
+        const reason: unknown = signal.reason;
+        // A deadline of the mirror's own (AbortSignal.timeout) is an unavailable upstream; a client that left is not.
+        if (reason instanceof DOMException && reason.name === 'TimeoutError') {
+          throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, error: 'timeout' }, { message: 'the upstream registry did not answer in time', cause: err });
+        }
+        throw err;
+      }
       const e = err as Error & { code?: string };
       throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, error: e.code ?? e.message }, { message: 'the upstream registry is unreachable', cause: err });
     }

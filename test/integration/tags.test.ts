@@ -118,3 +118,44 @@ describe('tag revalidation and stale-if-error', () => {
     void countAccess;
   });
 });
+
+describe('a hanging upstream', () => {
+  after(cleanupAll);
+
+  test('a tag revalidation that hangs is cut at revalidateTimeout and the stale answer served', async () => {
+    requireCommands('docker-registry', 'skopeo');
+    const { createServer, connect } = await import('node:net');
+    const upstream = await startRegistry();
+    const img = await makeImage({ layers: [1000] });
+    await pushImage(img, upstream.host, 'acme/hang:1');
+    // A TCP forwarder that can start swallowing connections (accept, never answer).
+    let hanging = false;
+    const open = new Set<import('node:net').Socket>();
+    const fwd = createServer((sock) => {
+      open.add(sock);
+      sock.on('close', () => open.delete(sock));
+      sock.on('error', () => undefined);
+      if (hanging) return;
+      const up = connect(upstream.port, '127.0.0.1');
+      up.on('error', () => sock.destroy());
+      sock.pipe(up).pipe(sock);
+      sock.on('close', () => up.destroy());
+    });
+    await new Promise<void>((r) => fwd.listen(0, '127.0.0.1', r));
+    const port = (fwd.address() as import('node:net').AddressInfo).port;
+    const m = await startMirror({ upstreams: [`docker.io=http://127.0.0.1:${port}`], tagTtl: '100ms', revalidateTimeout: '300ms', headersTimeout: '20s' });
+    const first = await http(`${m.url}/v2/acme/hang/manifests/1`, { headers: ACCEPT });
+    assert.equal(first.status, 200);
+    hanging = true;
+    for (const s of open) s.destroy();
+    await delay(200);
+    const t0 = performance.now();
+    const stale = await http(`${m.url}/v2/acme/hang/manifests/1`, { headers: ACCEPT });
+    const ms = performance.now() - t0;
+    assert.equal(stale.status, 200);
+    assert.match(String(stale.headers.warning), /UNAVAILABLE/);
+    assert.ok(ms < 3000, `answered after ${ms.toFixed(0)} ms: the 300 ms revalidation deadline applied, not the 20 s headers timeout`);
+    for (const s of open) s.destroy();
+    fwd.close();
+  });
+});
