@@ -22,7 +22,7 @@ export interface UpstreamPartsOptions {
   maxGap?: number;
   /** Total gap bytes fetched for one request. Default 32 KiB. */
   maxWaste?: number;
-  /** A coalesced segment longer than this is not buffered: its parts are streamed one by one. Default 4 MiB. */
+  /** A coalesced segment longer than this is cut into pieces of at most this length. Default 4 MiB. */
   maxSegment?: number;
   /** Buffered bytes fetched ahead of the writer. Default 16 MiB. */
   window?: number;
@@ -59,10 +59,34 @@ export function upstreamParts(ranges: readonly ByteRange[], fetch: RangeFetcher,
 
   const small = ranges.map((r, i) => ({ r, i })).filter((x) => rangeLength(x.r) <= smallPart);
   const segOf = new Map<number, Seg>();
+  const addSeg = (start: number, end: number, members: number[]) => {
+    const seg: Seg = { start, end, uses: members.length, state: 'waiting' };
+    for (const k of members) segOf.set(small[k]!.i, seg);
+  };
   for (const s of coalesce(small.map((x) => x.r), { maxGap: opts.maxGap ?? 16 * 1024, maxWaste: opts.maxWaste ?? 32 * 1024 })) {
-    if (s.end - s.start + 1 > maxSegment) continue; // its parts are streamed individually
-    const seg: Seg = { start: s.start, end: s.end, uses: s.indices.length, state: 'waiting' };
-    for (const k of s.indices) segOf.set(small[k]!.i, seg);
+    if (s.end - s.start + 1 <= maxSegment) {
+      addSeg(s.start, s.end, s.indices);
+      continue;
+    }
+    // Too long to buffer as one: cut it at range boundaries into pieces of at most maxSegment
+    // (every member is at most smallPart long, so each piece holds at least one).
+    const members = [...s.indices].sort((a, b) => small[a]!.r.start - small[b]!.r.start);
+    let piece: number[] = [];
+    let pStart = 0;
+    let pEnd = -1;
+    for (const k of members) {
+      const r = small[k]!.r;
+      if (piece.length > 0 && Math.max(pEnd, r.end) - pStart + 1 > maxSegment) {
+        addSeg(pStart, pEnd, piece);
+        piece = [];
+      }
+      if (piece.length === 0) {
+        pStart = r.start;
+        pEnd = r.end;
+      } else pEnd = Math.max(pEnd, r.end);
+      piece.push(k);
+    }
+    if (piece.length > 0) addSeg(pStart, pEnd, piece);
   }
   // Segments in the order the writer will first need them.
   const order: Seg[] = [];
