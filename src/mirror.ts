@@ -78,7 +78,11 @@ export class Mirror {
     const removed = await m.blobs.init();
     if (removed > 0) m.log.info({ removed }, 'removed temp files left by an earlier run');
     if (m.tags instanceof RedisTagStore) {
-      await m.tags.ready().catch((err: Error) => m.log.warn({ err: err.message }, 'redis not reachable yet; tags are revalidated upstream until it is'));
+      // Never hold the listener back for Redis: until it answers, tags are revalidated upstream.
+      m.tags.ready().then(
+        () => m.log.info('redis connected'),
+        (err: Error) => m.log.warn({ err: err.message }, 'redis not reachable yet; tags are revalidated upstream until it is'),
+      );
     }
     return m;
   }
