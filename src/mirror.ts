@@ -78,8 +78,8 @@ export class Mirror {
     const removed = await m.blobs.init();
     if (removed > 0) m.log.info({ removed }, 'removed temp files left by an earlier run');
     if (m.tags instanceof RedisTagStore) {
-      // Never hold the listener back for Redis: until it answers, tags are revalidated upstream.
-      m.tags.ready().then(
+      // Give Redis a moment, but never hold the listener back for long: until it answers, tags are revalidated upstream.
+      await m.tags.ready(1000).then(
         () => m.log.info('redis connected'),
         (err: Error) => m.log.warn({ err: err.message }, 'redis not reachable yet; tags are revalidated upstream until it is'),
       );

@@ -179,7 +179,7 @@ describe('tag metadata in Redis', () => {
       { name: 'regmirror-cli', ready: /regmirror listening/, readyTimeoutMs: 30_000 },
     );
     const url = `http://127.0.0.1:${listenPort}`;
-    assert.match(proc.output(), /redis error/, 'it said Redis was not reachable, and listened anyway');
+    assert.match(proc.output(), /redis not reachable/, 'it said Redis was not reachable, and listened anyway');
 
     relay.reset();
     const r = await http(`${url}/v2/library/app/manifests/v1`, { headers: ACCEPT });
