@@ -18,6 +18,8 @@ import type { Logger } from '../log.js';
 export interface FillBody {
   /** Content-Length of the upstream answer, when it sent one. */
   size: number | undefined;
+  /** The upstream's namespace, for metrics. */
+  upstream: string;
   chunks: AsyncIterable<Uint8Array>;
   /** Stops reading the upstream. */
   destroy(err?: Error): void;
@@ -108,7 +110,7 @@ export class BlobFill extends EventEmitter {
           hash.update(chunk);
           await this.writeAll(chunk);
           this.written += chunk.length;
-          metrics.upstreamBytes.inc({ upstream: 'fill', kind: 'blob' }, chunk.length);
+          metrics.upstreamBytes.inc({ upstream: body.upstream, kind: 'blob' }, chunk.length);
           this.emit('progress');
         }
       } catch (err) {

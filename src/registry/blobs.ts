@@ -172,6 +172,7 @@ export function blobSource(upstream: Upstream, repository: string, d: Digest): F
     const len = Number(res.headers['content-length']);
     return {
       size: res.headers['content-length'] !== undefined && Number.isSafeInteger(len) && len >= 0 ? len : undefined,
+      upstream: upstream.namespace,
       chunks: res.body,
       destroy: (err?: Error) => res.body.destroy(err),
     };
