@@ -1,0 +1,133 @@
+/**
+ * Memory and CPU of server processes, read from /proc (Linux only).
+ *
+ * RSS is `VmRSS` (resident now) and `VmHWM` (the resident high-water mark since the process
+ * started) from `/proc/PID/status`; CPU is `utime + stime` from `/proc/PID/stat`, in seconds.
+ * A server made of several processes (nginx master + workers) is the sum over its pids.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Clock ticks per second of `/proc/PID/stat` times (`getconf CLK_TCK`; 100 on Linux). */
+const CLK_TCK = 100;
+
+/** Memory of a set of processes, KiB. */
+export interface MemSample {
+  rssKiB: number;
+  hwmKiB: number;
+}
+
+function statusField(pid: number, field: string): number {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Sum of VmRSS and of VmHWM over `pids` (gone processes count 0). */
+export function memOf(pids: readonly number[]): MemSample {
+  let rssKiB = 0;
+  let hwmKiB = 0;
+  for (const pid of pids) {
+    rssKiB += statusField(pid, 'VmRSS');
+    hwmKiB += statusField(pid, 'VmHWM');
+  }
+  return { rssKiB, hwmKiB };
+}
+
+/** Fields of /proc/PID/stat after the command name (index 0 is the state, field 3 in proc(5)). */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds (user + system) used so far by `pids`. */
+export function cpuSecondsOf(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const f = statFields(pid);
+    if (!f) continue;
+    // proc(5): utime is field 14, stime field 15; f[0] is field 3.
+    ticks += Number(f[11] ?? 0) + Number(f[12] ?? 0);
+  }
+  return ticks / CLK_TCK;
+}
+
+/** Pids whose parent is `ppid` (nginx workers of a master). */
+export function childPids(ppid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = statFields(Number(name));
+    if (f && Number(f[1]) === ppid) out.push(Number(name));
+  }
+  return out;
+}
+
+/** Peak memory seen by a {@link MemSampler}, KiB. */
+export interface MemPeak {
+  /** Largest summed VmRSS sampled. */
+  peakRssKiB: number;
+  /** Summed VmHWM at the last sample. */
+  hwmKiB: number;
+  samples: number;
+}
+
+/** Samples the summed VmRSS of a changing set of pids at a fixed interval. */
+export class MemSampler {
+  #timer: NodeJS.Timeout | undefined;
+  #peak: MemPeak = { peakRssKiB: 0, hwmKiB: 0, samples: 0 };
+  #phasePeak = 0;
+  readonly #phases: { phase: string; peakRssKiB: number }[] = [];
+
+  /**
+   * @param pids - called at every sample (the set may change, e.g. nginx workers)
+   * @param intervalMs - sampling period (default 50 ms)
+   */
+  constructor(
+    readonly pids: () => number[],
+    readonly intervalMs = 50,
+  ) {}
+
+  /** Starts sampling (takes one sample at once). */
+  start(): this {
+    this.#sample();
+    this.#timer = setInterval(() => this.#sample(), this.intervalMs);
+    this.#timer.unref();
+    return this;
+  }
+
+  /** Stops sampling and returns the peak. */
+  stop(): MemPeak {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#sample();
+    return { ...this.#peak };
+  }
+
+  /** Ends a phase: records the peak VmRSS sampled since the previous mark (or the start). */
+  mark(phase: string): void {
+    this.#sample();
+    this.#phases.push({ phase, peakRssKiB: this.#phasePeak });
+    this.#phasePeak = 0;
+  }
+
+  /** Peaks per phase, in the order marked. */
+  phases(): { phase: string; peakRssKiB: number }[] {
+    return [...this.#phases];
+  }
+
+  #sample(): void {
+    const m = memOf(this.pids());
+    this.#peak.samples += 1;
+    this.#peak.peakRssKiB = Math.max(this.#peak.peakRssKiB, m.rssKiB);
+    this.#phasePeak = Math.max(this.#phasePeak, m.rssKiB);
+    this.#peak.hwmKiB = m.hwmKiB;
+  }
+}

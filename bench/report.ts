@@ -1,0 +1,249 @@
+/**
+ * The markdown report: machine, targets met by regmirror, one table per workload with ratios
+ * against nginx static and against regmirror, notes and timings.
+ */
+import { SERVER_LABEL, type ServerId } from './servers.js';
+import { KiB, median, MiB, ratio } from './stats.js';
+import type { BenchResults, RpsRow, ThroughputRow } from './types.js';
+
+/** One target of issue 5 and whether regmirror meets it. */
+export interface TargetCheck {
+  target: string;
+  /** What was measured, in words. */
+  figure: string;
+  /** undefined when it could not be judged (a peer or workload missing). */
+  met: boolean | undefined;
+}
+
+/** `n` with `digits` decimals, or an en dash when missing. */
+export function num(n: number | undefined, digits = 2): string {
+  return n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(digits);
+}
+
+/** `1.23×`, or an en dash when missing. */
+export function times(r: number): string {
+  return Number.isFinite(r) ? `${r.toFixed(2)}×` : '–';
+}
+
+function label(id: ServerId): string {
+  return SERVER_LABEL[id];
+}
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+function tput(res: BenchResults, server: ServerId, c: number): number | undefined {
+  return res.throughput.find((r) => r.server === server && r.concurrency === c)?.gbps;
+}
+
+function rpsOf(res: BenchResults, server: ServerId, target: RpsRow['target']): RpsRow | undefined {
+  return res.rps.find((r) => r.server === server && r.target === target);
+}
+
+/** Judges regmirror against the issue's targets. */
+export function checkTargets(res: BenchResults): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const cs = res.params.concurrencies;
+  if (res.throughput.length > 0) {
+    const rs = cs.map((c) => ratio(tput(res, 'regmirror', c), tput(res, 'nginx-static', c)));
+    out.push({
+      target: 'warm 64 MiB ≥ 0.9× nginx static',
+      figure: cs.map((c, i) => `c=${c}: ${times(rs[i] ?? Number.NaN)}`).join(', '),
+      met: rs.every(Number.isFinite) ? rs.every((r) => r >= 0.9) : undefined,
+    });
+  }
+  const small = ratio(rpsOf(res, 'regmirror', 'blob-1MiB')?.rps, rpsOf(res, 'nginx-static', 'blob-1MiB')?.rps);
+  if (res.rps.some((r) => r.target === 'blob-1MiB')) {
+    out.push({ target: 'warm 1 MiB ≥ 0.8× nginx static (req/s)', figure: times(small), met: Number.isFinite(small) ? small >= 0.8 : undefined });
+  }
+  if (res.rps.some((r) => r.target !== 'blob-1MiB')) {
+    const tag = ratio(rpsOf(res, 'regmirror', 'manifest-tag')?.rps, rpsOf(res, 'nginx-cache', 'manifest-tag')?.rps);
+    const dig = ratio(rpsOf(res, 'regmirror', 'manifest-digest')?.rps, rpsOf(res, 'nginx-cache', 'manifest-digest')?.rps);
+    out.push({
+      target: 'warm manifests ≥ 0.5× nginx proxy_cache (req/s)',
+      figure: `by tag ${times(tag)}, by digest ${times(dig)}`,
+      met: Number.isFinite(tag) && Number.isFinite(dig) ? tag >= 0.5 && dig >= 0.5 : undefined,
+    });
+  }
+  const cold = res.cold.find((r) => r.server === 'regmirror');
+  if (cold) {
+    out.push({
+      target: `cold fan-out (${cold.clients} clients): 1 upstream GET and ≤ 1.2× one cold client`,
+      figure: `${num(cold.upstreamGets, 0)} GET, ${times(cold.ratio)} (${num(cold.fanOutS)} s vs ${num(cold.oneClientS)} s), ${cold.clientsOk}/${cold.clients} clients ok`,
+      met: cold.upstreamGets === 1 && cold.ratio <= 1.2 && cold.clientsOk === cold.clients,
+    });
+  }
+  const range = res.range.find((r) => r.server === 'regmirror');
+  if (range) {
+    const allowed = range.requestedBytes + 64 * KiB;
+    const correct = range.rounds.every((r) => r.correct);
+    out.push({
+      target: 'multi-range bytes from S3 ≤ requested + 64 KiB',
+      figure: `${range.s3BlobBytes} B for ${range.requestedBytes} B requested (limit ${allowed} B)${correct ? '' : '; answer NOT correct'}`,
+      met: range.s3BlobBytes <= allowed && correct,
+    });
+  }
+  const rss = res.rss.find((r) => r.server === 'regmirror');
+  if (rss) {
+    out.push({ target: 'RSS ≤ 150 MiB during workload 1', figure: `peak ${num(rss.peakRssMiB, 1)} MiB (VmHWM ${num(rss.hwmMiB, 1)} MiB)`, met: rss.peakRssMiB <= 150 });
+  }
+  return out;
+}
+
+function throughputSection(res: BenchResults): string {
+  const cs = res.params.concurrencies;
+  const rows = res.servers.map((s) => {
+    const g = cs.map((c) => tput(res, s, c));
+    const vsStatic = cs.map((c) => times(ratio(tput(res, s, c), tput(res, 'nginx-static', c))));
+    const vsRm = cs.map((c) => times(ratio(tput(res, s, c), tput(res, 'regmirror', c))));
+    const cpu = cs.map((c) => num(res.throughput.find((r: ThroughputRow) => r.server === s && r.concurrency === c)?.cpuPct, 0));
+    const errors = res.throughput.filter((r) => r.server === s).reduce((n, r) => n + r.errors, 0);
+    return [label(s), ...g.map((x) => num(x)), vsStatic.join(' / '), vsRm.join(' / '), cpu.join(' / '), String(errors)];
+  });
+  return table(['server', ...cs.map((c) => `GB/s c=${c}`), '× nginx static', '× regmirror', 'server CPU %', 'errors'], rows);
+}
+
+function rpsSection(res: BenchResults, targets: RpsRow['target'][]): string {
+  const rows: string[][] = [];
+  for (const t of targets) {
+    for (const s of res.servers) {
+      const r = rpsOf(res, s, t);
+      if (!r) continue;
+      const base = (id: ServerId): string => times(ratio(r.rps, rpsOf(res, id, t)?.rps));
+      rows.push([
+        label(s),
+        t.replace('manifest-', 'by '),
+        num(r.rps, 0),
+        num(r.p50Ms),
+        num(r.p99Ms),
+        base('nginx-static'),
+        ...(t === 'blob-1MiB' ? [] : [base('nginx-cache')]),
+        base('regmirror'),
+        num(r.cpuPct, 0),
+        String(r.errors),
+      ]);
+    }
+  }
+  const header = ['server', 'what', 'req/s', 'p50 ms', 'p99 ms', '× nginx static', ...(targets[0] === 'blob-1MiB' ? [] : ['× nginx proxy_cache']), '× regmirror', 'server CPU %', 'errors'];
+  return table(header, rows);
+}
+
+function coldSection(res: BenchResults): string {
+  const rm = res.cold.find((r) => r.server === 'regmirror');
+  const rows = res.cold.map((r) => [
+    label(r.server),
+    num(r.upstreamGets, 0),
+    num(r.upstreamHeads, 0),
+    num(r.upstreamBytes / MiB, 0),
+    num(r.oneClientS),
+    num(r.fanOutS),
+    times(r.ratio),
+    times(ratio(r.fanOutS, rm?.fanOutS)),
+    `${num(median(r.rounds.map((x) => x.fan.firstByteS)))} / ${num(median(r.rounds.map((x) => x.fan.medianFirstByteS)))}`,
+    `${r.clientsOk}/${r.clients}`,
+  ]);
+  return table(
+    ['server', 'upstream GETs', 'upstream HEADs', 'upstream MiB', '1 client s', `${res.params.fanOutClients} clients s`, `${res.params.fanOutClients} vs 1`, 'wall × regmirror', 'headers s (first / median client)', 'clients ok'],
+    rows,
+  );
+}
+
+function rangeSection(res: BenchResults): string {
+  const rm = res.range.find((r) => r.server === 'regmirror');
+  const rows = res.range.map((r) => [
+    label(r.server),
+    String(r.requestedBytes),
+    String(r.s3BlobBytes),
+    num(r.s3BlobBytes / MiB),
+    String(r.s3BlobBytes - r.requestedBytes),
+    times(ratio(r.s3BlobBytes, rm?.s3BlobBytes)),
+    [...new Set(r.rounds.map((x) => x.detail))].join('; '),
+  ]);
+  return table(['server', 'requested B', 'S3 blob B', 'S3 MiB', 'excess B', '× regmirror', 'client got'], rows);
+}
+
+/** Peak RSS by phase of workload 1, the rounds of one concurrency merged: `fill 70 · c=1 95 · …`. */
+function phaseSummary(phases: { phase: string; peakRssMiB: number }[]): string {
+  const merged = new Map<string, number>();
+  for (const p of phases) {
+    const key = p.phase.replace(/^round \d+ /, '');
+    merged.set(key, Math.max(merged.get(key) ?? 0, p.peakRssMiB));
+  }
+  return [...merged].map(([k, v]) => `${k} ${v.toFixed(0)}`).join(' · ');
+}
+
+function rssSection(res: BenchResults): string {
+  const of = (id: ServerId): number | undefined => res.rss.find((r) => r.server === id)?.peakRssMiB;
+  const rows = res.rss.map((r) => [
+    label(r.server),
+    num(r.peakRssMiB, 1),
+    num(r.hwmMiB, 1),
+    times(ratio(r.peakRssMiB, of('nginx-static'))),
+    times(ratio(r.peakRssMiB, of('regmirror'))),
+    phaseSummary(r.phases),
+  ]);
+  return table(['server', 'peak RSS MiB', 'VmHWM MiB', '× nginx static', '× regmirror', 'peak MiB by phase'], rows);
+}
+
+/** Renders the whole report. */
+export function renderMarkdown(res: BenchResults): string {
+  const m = res.machine;
+  const p = res.params;
+  const parts: string[] = [];
+  parts.push(`# regmirror benchmark — ${res.startedAt} (${p.mode})`);
+  parts.push(
+    [
+      `Machine: ${m.cores} cores, ${m.model}, ${Math.round(m.memTotalMiB / 1024)} GiB; Linux ${m.kernel}; Node ${m.node}; ` +
+        `${m.nginx}; ${m.distribution}; ${m.wrk}. Load average (1 min) ${num(m.loadStart)} at start, ${num(m.loadEnd)} at end.`,
+      '',
+      `Parameters: ${p.rounds} round(s) of ${p.durationSec} s per figure after ${p.warmupSec} s of warm-up, medians; ` +
+        `wrk with 1 thread; ${p.rpsConnections} connections for req/s; blobs of ${p.bigSize / MiB} MiB and ${p.smallSize / MiB} MiB; ` +
+        `upstream throttled to ${p.throttleBytesPerSec / 1e6} MB/s for the proxies; nginx with ${p.nginxWorkers} worker(s); ` +
+        `multi-range: ${p.rangeCount} × ${p.rangeSize / KiB} KiB. All servers are separate processes on 127.0.0.1; logging off ` +
+        `(regmirror at warn, distribution at warn without access log, nginx without access log).`,
+    ].join('\n'),
+  );
+  if (res.skipped.length > 0) {
+    parts.push(`Skipped: ${res.skipped.map((s) => `${label(s.id)} (${s.reason}; \`${s.install}\`)`).join('; ')}.`);
+  }
+  const checks = checkTargets(res);
+  if (checks.length > 0) {
+    parts.push('## Targets (regmirror)');
+    parts.push(table(['target', 'measured', 'met'], checks.map((c) => [c.target, c.figure, c.met === undefined ? 'n/a' : c.met ? 'yes' : '**no**'])));
+  }
+  if (res.throughput.length > 0) {
+    parts.push('## 1. Warm 64 MiB blob: throughput');
+    parts.push(throughputSection(res));
+  }
+  if (res.rps.some((r) => r.target === 'blob-1MiB')) {
+    parts.push(`## 2. Warm 1 MiB blob: requests/s (${p.rpsConnections} connections)`);
+    parts.push(rpsSection(res, ['blob-1MiB']));
+  }
+  if (res.rps.some((r) => r.target !== 'blob-1MiB')) {
+    parts.push(`## 3. Warm manifest by tag (inside the TTL) and by digest (${p.rpsConnections} connections)`);
+    parts.push(rpsSection(res, ['manifest-tag', 'manifest-digest']));
+  }
+  if (res.cold.length > 0) {
+    parts.push(`## 4. Cold fan-out: ${p.fanOutClients} clients at once on one uncached ${p.bigSize / MiB} MiB blob, upstream at ${p.throttleBytesPerSec / 1e6} MB/s`);
+    parts.push('Upstream figures are for the fan-out blob, counted at the throttling relay (a fresh blob per server and round).');
+    parts.push(coldSection(res));
+  }
+  if (res.range.length > 0) {
+    parts.push(`## 5. Multi-range GET (${p.rangeCount} × ${p.rangeSize / KiB} KiB) on an uncached ${p.bigSize / MiB} MiB blob behind an S3-backed upstream`);
+    parts.push('S3 blob bytes: bodies of presigned blob GETs the S3 server sent (after the registry\'s 307), including background fetches.');
+    parts.push(rangeSection(res));
+  }
+  if (res.rss.length > 0) {
+    parts.push('## 6. Memory during workload 1 (sampled every 50 ms; nginx: master + workers)');
+    parts.push(rssSection(res));
+  }
+  if (res.notes.length > 0) {
+    parts.push('## Notes');
+    parts.push(res.notes.map((n) => `- ${n}`).join('\n'));
+  }
+  parts.push('## Timings');
+  parts.push(Object.entries(res.timings).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ') + '.');
+  return parts.join('\n\n') + '\n';
+}

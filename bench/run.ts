@@ -1,0 +1,318 @@
+/**
+ * `npm run bench [-- --quick] [-- --only w1,w4]`: regmirror against distribution's proxy mode,
+ * nginx proxy_cache and nginx serving the files, on loopback. See bench/README.md.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { cleanupAll, tmpDir } from '../test/harness/proc.js';
+import { startRegistry } from '../test/harness/registry.js';
+import { startRelay } from '../test/harness/relay.js';
+import { writeWrkScript } from './load.js';
+import { checkTargets, renderMarkdown } from './report.js';
+import { seedBlobs, seedWarm } from './seed.js';
+import {
+  haveCommand,
+  nginxBinary,
+  startDistributionProxy,
+  startNginxCache,
+  startNginxStatic,
+  startRegmirror,
+  type BenchServer,
+  type ServerId,
+  type SkippedServer,
+} from './servers.js';
+import { median, MiB, KiB } from './stats.js';
+import { renderSvg } from './svg.js';
+import type { BenchParams, BenchResults, MachineInfo } from './types.js';
+import { coldFanOut, multiRange, warmBig, warmManifests, warmSmall, type WorkloadContext } from './workloads.js';
+
+const USAGE = `npm run bench [-- options]
+
+  --quick             same workloads, 1 round of 1 s each (under 2 minutes)
+  --only LIST         run only these workloads, e.g. w1,w4 (w6, RSS, comes with w1); results go to *-partial.*
+  --rounds N          rounds per figure (default 3, quick 1)
+  --duration S        seconds per wrk measurement (default 3, quick 1)
+  --nginx-workers N   worker_processes of both nginx peers (default 1)
+  --profile           run regmirror with --cpu-prof; profiles go to bench/results/profiles/
+  --no-write          print the report without writing bench/results/
+  -h, --help
+`;
+
+const WORKLOADS = ['w1', 'w2', 'w3', 'w4', 'w5'] as const;
+type Workload = (typeof WORKLOADS)[number];
+
+interface Cli {
+  params: BenchParams;
+  only: Set<Workload>;
+  partial: boolean;
+  profile: boolean;
+  write: boolean;
+}
+
+function parseCli(argv: string[]): Cli | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      quick: { type: 'boolean' },
+      only: { type: 'string' },
+      rounds: { type: 'string' },
+      duration: { type: 'string' },
+      'nginx-workers': { type: 'string' },
+      profile: { type: 'boolean' },
+      'no-write': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return undefined;
+  }
+  const quick = values.quick === true;
+  const int = (v: string | undefined, dflt: number, what: string): number => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${what} must be a positive integer, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const only = new Set<Workload>();
+  for (const w of (values.only ?? WORKLOADS.join(',')).split(',').map((s) => s.trim().toLowerCase())) {
+    if (w === 'w6') only.add('w1');
+    else if ((WORKLOADS as readonly string[]).includes(w)) only.add(w as Workload);
+    else throw new Error(`unknown workload ${JSON.stringify(w)} (w1…w6)`);
+  }
+  const params: BenchParams = {
+    mode: quick ? 'quick' : 'full',
+    rounds: int(values.rounds, quick ? 1 : 3, '--rounds'),
+    durationSec: int(values.duration, quick ? 1 : 3, '--duration'),
+    warmupSec: 1,
+    concurrencies: [1, 4, 16],
+    rpsConnections: 16,
+    fanOutClients: 20,
+    throttleBytesPerSec: 100e6,
+    bigSize: 64 * MiB,
+    smallSize: 1 * MiB,
+    rangeCount: 4,
+    rangeSize: 4 * KiB,
+    nginxWorkers: int(values['nginx-workers'], 1, '--nginx-workers'),
+  };
+  return { params, only, partial: values.only !== undefined, profile: values.profile === true, write: values['no-write'] !== true };
+}
+
+function firstLine(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]?.trim() ?? '';
+}
+
+function machineInfo(): MachineInfo {
+  let model = cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m?.[1]) model = m[1].trim();
+  } catch {
+    /* keep os.cpus() */
+  }
+  const nginx = nginxBinary();
+  return {
+    cores: cpus().length,
+    model,
+    memTotalMiB: totalmem() / MiB,
+    node: process.version,
+    kernel: release(),
+    wrk: firstLine('wrk', ['-v']).replace(/\s+Copyright.*$/, ''),
+    nginx: nginx ? firstLine(nginx, ['-v']) : 'nginx not installed',
+    distribution: firstLine('docker-registry', ['--version']).replace('github.com/docker/distribution', 'distribution'),
+    loadStart: loadavg()[0] ?? Number.NaN,
+    loadEnd: Number.NaN,
+  };
+}
+
+function stamp(d: Date): string {
+  return d.toISOString().slice(0, 16).replace(':', '-');
+}
+
+/** Runs `f`, recording its duration in `timings[name]`. */
+async function timed<T>(timings: Record<string, number>, name: string, f: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await f();
+  } finally {
+    timings[name] = (performance.now() - t0) / 1000;
+  }
+}
+
+async function main(cli: Cli): Promise<BenchResults> {
+  const { params, only } = cli;
+  const started = new Date();
+  const benchDir = dirname(fileURLToPath(import.meta.url));
+  const repoRoot = resolve(benchDir, '..', '..');
+  const mainJs = join(repoRoot, 'build', 'src', 'cli', 'main.js');
+  const clientJs = join(benchDir, 'client.js');
+  if (!existsSync(mainJs)) throw new Error(`${mainJs} is missing: run npm run build`);
+  for (const [cmd, pkg] of [
+    ['docker-registry', 'docker-registry'],
+    ['wrk', 'wrk'],
+  ] as const) {
+    if (!haveCommand(cmd)) throw new Error(`${cmd} is not installed: apt-get install -y ${pkg}`);
+  }
+  const t0 = performance.now();
+  const log = (msg: string): void => {
+    process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`);
+  };
+  const machine = machineInfo();
+  const skipped: SkippedServer[] = [];
+  const hasNginx = nginxBinary() !== undefined;
+  if (!hasNginx) {
+    for (const id of ['nginx-static', 'nginx-cache'] as const) skipped.push({ id, reason: 'nginx is not installed', install: 'apt-get install -y nginx-light' });
+  }
+  const notes: string[] = [];
+  const timings: Record<string, number> = {};
+  const results: BenchResults = {
+    startedAt: started.toISOString().replace(/\.\d+Z$/, 'Z'),
+    params,
+    machine,
+    servers: [],
+    skipped,
+    throughput: [],
+    rps: [],
+    cold: [],
+    range: [],
+    rss: [],
+    notes,
+    timings,
+  };
+  log(`${params.mode} run: ${machine.cores} cores, ${machine.model}, load ${machine.loadStart.toFixed(2)}`);
+
+  const work = await tmpDir('bench-');
+  const upstream = await startRegistry({ name: 'upstream' });
+  const relay = await startRelay({ target: upstream.url, bytesPerSecond: params.throttleBytesPerSec, name: 'throttle' });
+  const proxyKinds: ServerId[] = ['regmirror', 'distribution-proxy', ...(hasNginx ? (['nginx-cache'] as const) : [])];
+  const coldRepo = 'bench/cold';
+  const coldCount = only.has('w4') ? params.rounds * proxyKinds.length * 2 : 0;
+  const { warm, cold } = await timed(timings, 'seed', async () => {
+    log(`seeding the upstream: warm blobs, manifests, ${coldCount} cold ${params.bigSize / MiB} MiB blob(s)`);
+    const w = await seedWarm(upstream.url, work, params.bigSize, params.smallSize);
+    const c = await seedBlobs(upstream.url, coldRepo, work, params.bigSize, coldCount);
+    return { warm: w, cold: c };
+  });
+
+  const servers: BenchServer[] = await timed(timings, 'start', async () => {
+    const out: BenchServer[] = [];
+    if (hasNginx) out.push(await startNginxStatic({ blobs: [warm.big, warm.small], manifests: warm.manifests, workers: params.nginxWorkers }));
+    const profDir = join(repoRoot, 'bench', 'results', 'profiles');
+    if (cli.profile) mkdirSync(profDir, { recursive: true });
+    out.push(await startRegmirror({ upstreamUrl: relay.url, mainJs, nodeArgs: cli.profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [] }));
+    out.push(await startDistributionProxy(relay.url));
+    if (hasNginx) out.push(await startNginxCache({ originUrl: relay.url, workers: params.nginxWorkers }));
+    return out;
+  });
+  results.servers = servers.map((s) => s.id);
+  log(`servers: ${servers.map((s) => `${s.id} ${s.url}`).join(', ')}; upstream ${upstream.url} behind ${relay.url}`);
+
+  const ctx: WorkloadContext = {
+    params,
+    servers,
+    warm,
+    relay,
+    wrkScript: writeWrkScript(work),
+    clientJs,
+    mainJs,
+    log,
+    note: (msg) => notes.push(msg),
+  };
+
+  if (only.has('w1')) {
+    const w1 = await timed(timings, 'w1+w6', () => warmBig(ctx));
+    results.throughput = w1.rows;
+    results.rss = w1.rss;
+  }
+  if (only.has('w2')) results.rps.push(...(await timed(timings, 'w2', () => warmSmall(ctx))));
+  if (only.has('w3')) results.rps.push(...(await timed(timings, 'w3', () => warmManifests(ctx))));
+  if (only.has('w4')) {
+    relay.reset();
+    results.cold = await timed(timings, 'w4', () => coldFanOut(ctx, cold, coldRepo));
+    const dist = results.cold.find((r) => r.server === 'distribution-proxy');
+    if (dist) {
+      const r0 = dist.rounds[0];
+      notes.push(
+        `distribution proxy, one cold client: ${r0?.single.heads ?? '?'} HEAD + ${r0?.single.gets ?? '?'} GET upstream (${((r0?.single.bytes ?? 0) / MiB).toFixed(0)} MiB) ` +
+          `for one ${params.bigSize / MiB} MiB blob: it streams the blob to the client and fetches it again in the background for its cache; ` +
+          `with ${params.fanOutClients} clients each one re-streams from upstream (no single-flight).`,
+      );
+    }
+    const ng = results.cold.find((r) => r.server === 'nginx-cache');
+    if (ng) {
+      notes.push(
+        `nginx proxy_cache_lock: one client streams while the others wait for the lock, polling every 500 ms, and read only once the whole object is cached ` +
+          `(median client got its headers after ${median(ng.rounds.map((r) => r.fan.medianFirstByteS)).toFixed(2)} s).`,
+      );
+    }
+  }
+  if (only.has('w5')) results.range = await timed(timings, 'w5', () => multiRange(ctx, { kinds: proxyKinds }));
+
+  for (const s of [...servers].reverse()) await s.stop();
+  if (cli.profile) notes.push(`regmirror CPU profile written to bench/results/profiles/ (open in Chrome DevTools or speedscope).`);
+  machine.loadEnd = loadavg()[0] ?? Number.NaN;
+  if (machine.loadStart > 0.5 || machine.loadEnd > machine.cores) {
+    notes.push(`The machine was not idle (load ${machine.loadStart.toFixed(2)} at start, ${machine.loadEnd.toFixed(2)} at end): figures are noisier than usual.`);
+  }
+  timings.total = (performance.now() - t0) / 1000;
+  return results;
+}
+
+async function entry(): Promise<void> {
+  let cli: Cli | undefined;
+  try {
+    cli = parseCli(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (!cli) return;
+  let results: BenchResults | undefined;
+  try {
+    results = await main(cli);
+  } catch (err) {
+    process.stderr.write(`bench: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  } finally {
+    try {
+      await cleanupAll();
+    } catch (err) {
+      process.stderr.write(`bench: cleanup: ${String(err)}\n`);
+    }
+  }
+  if (!results) return;
+  const md = renderMarkdown(results);
+  process.stdout.write(`\n${md}`);
+  const checks = checkTargets(results);
+  process.stdout.write(
+    `\nregmirror meets ${checks.filter((c) => c.met === true).length} of ${checks.length} targets` +
+      (checks.some((c) => c.met === false) ? `; misses: ${checks.filter((c) => c.met === false).map((c) => c.target).join('; ')}` : '') +
+      '\n',
+  );
+  if (cli.write) {
+    const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
+    mkdirSync(dir, { recursive: true });
+    const suffix = cli.partial ? '-partial' : cli.params.mode === 'quick' ? '-quick' : '';
+    const base = `${stamp(new Date(results.startedAt))}${suffix}`;
+    const files: [string, string][] = [
+      [`${base}.md`, md],
+      [`${base}.json`, `${JSON.stringify(results, null, 2)}\n`],
+      [`${base}.svg`, renderSvg(results)],
+    ];
+    if (!cli.partial) {
+      const latest = cli.params.mode === 'quick' ? 'latest-quick' : 'latest';
+      files.push([`${latest}.md`, md], [`${latest}.json`, `${JSON.stringify(results, null, 2)}\n`], [`${latest}.svg`, renderSvg(results)]);
+    }
+    for (const [name, text] of files) writeFileSync(join(dir, name), text);
+    process.stdout.write(`written: ${files.map(([n]) => `bench/results/${n}`).join(', ')}\n`);
+  }
+}
+
+void entry();

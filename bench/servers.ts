@@ -1,0 +1,268 @@
+/**
+ * Starting and stopping the servers under test, each as its own process on 127.0.0.1 with its
+ * state in a temp dir. Every start waits until `GET /v2/` answers (any status) and is undone by
+ * `cleanupAll()` from test/harness/proc.ts (also on SIGINT or a crash).
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, linkSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { freePort, spawnProc, tmpDir, delay, type Proc } from '../test/harness/proc.js';
+import type { BlobFile } from '../test/harness/oci.js';
+import { childPids } from './procstat.js';
+import { cacheConfig, staticConfig } from './nginx.js';
+import type { SeededManifest } from './seed.js';
+
+/** The servers compared. */
+export type ServerId = 'nginx-static' | 'regmirror' | 'distribution-proxy' | 'nginx-cache';
+
+/** Display names. */
+export const SERVER_LABEL: Record<ServerId, string> = {
+  'nginx-static': 'nginx static',
+  regmirror: 'regmirror',
+  'distribution-proxy': 'distribution proxy',
+  'nginx-cache': 'nginx proxy_cache',
+};
+
+/** A running server under test. */
+export interface BenchServer {
+  readonly id: ServerId;
+  readonly url: string;
+  /** Processes whose memory and CPU are this server's (nginx: master and workers). */
+  pids(): number[];
+  /** The server's output log. */
+  readonly logFile: string;
+  stop(): Promise<void>;
+}
+
+/** A peer that could not be run here. */
+export interface SkippedServer {
+  id: ServerId;
+  reason: string;
+  /** Command that installs it. */
+  install: string;
+}
+
+/** The nginx binary, if installed. */
+export function nginxBinary(): string | undefined {
+  if (existsSync('/usr/sbin/nginx')) return '/usr/sbin/nginx';
+  const r = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' });
+  const p = r.stdout.trim();
+  return r.status === 0 && p !== '' ? p : undefined;
+}
+
+/** True if `cmd` is on PATH. */
+export function haveCommand(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v '${cmd}'`], { stdio: 'ignore' }).status === 0;
+}
+
+/** One `GET url`; resolves with the status (0 on a connection error). */
+function probe(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request(url, { method: 'GET', timeout: 1000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', () => resolve(0));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
+    req.end();
+  });
+}
+
+/**
+ * Polls `GET <url>/v2/` until it gets an HTTP answer. Throws with the process's log tail if the
+ * process exits first or `timeoutMs` passes.
+ */
+export async function waitReady(url: string, proc: Proc, timeoutMs = 15_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (!proc.running) throw new Error(`${proc.name} exited (${JSON.stringify(proc.exitInfo)}) before answering ${url}/v2/\n${proc.tail(20)}`);
+    if ((await probe(`${url}/v2/`)) !== 0) return;
+    await delay(50);
+  }
+  throw new Error(`${proc.name} did not answer ${url}/v2/ within ${timeoutMs} ms\n${proc.tail(20)}`);
+}
+
+/** Runs `start(port)` with fresh free ports until one works (another process may grab a port). */
+async function withFreePort<T>(start: (port: number) => Promise<T>, attempts = 3): Promise<T> {
+  let last: unknown;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      return await start(await freePort());
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last instanceof Error ? last : new Error(String(last));
+}
+
+function asServer(id: ServerId, url: string, proc: Proc, pids: () => number[] = () => [proc.pid]): BenchServer {
+  return {
+    id,
+    url,
+    pids,
+    logFile: proc.logFile,
+    stop: async () => {
+      await proc.stop();
+    },
+  };
+}
+
+/** Options for {@link startRegmirror}. */
+export interface RegmirrorOptions {
+  /** Upstream base URL, mapped as `docker.io=URL`. */
+  upstreamUrl: string;
+  /** `build/src/cli/main.js`. */
+  mainJs: string;
+  /** Extra node flags (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
+  /** Label in logs. */
+  name?: string;
+}
+
+/** Starts `node build/src/cli/main.js serve …` as its own process (log level warn). */
+export async function startRegmirror(opts: RegmirrorOptions): Promise<BenchServer> {
+  const name = opts.name ?? 'regmirror';
+  const dir = await tmpDir(`${name}-`);
+  return withFreePort(async (port) => {
+    const url = `http://127.0.0.1:${port}`;
+    const proc = await spawnProc(
+      process.execPath,
+      [
+        ...(opts.nodeArgs ?? []),
+        opts.mainJs,
+        'serve',
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--upstream',
+        `docker.io=${opts.upstreamUrl}`,
+        '--data-dir',
+        join(dir, 'data'),
+        '--log-level',
+        'warn',
+      ],
+      { name, logDir: dir, cwd: dir },
+    );
+    try {
+      await waitReady(url, proc);
+    } catch (err) {
+      await proc.stop({ graceMs: 1000 });
+      throw err;
+    }
+    return asServer('regmirror', url, proc);
+  });
+}
+
+/**
+ * Starts distribution (`docker-registry serve`) in proxy mode with filesystem storage; the remote
+ * must already answer (it exits at start otherwise). Request logging is off (log level warn, no
+ * access log), as for the other servers.
+ */
+export async function startDistributionProxy(remoteUrl: string, name = 'distribution-proxy'): Promise<BenchServer> {
+  const dir = await tmpDir(`${name}-`);
+  return withFreePort(async (port) => {
+    const conf = join(dir, 'config.yml');
+    const config = {
+      version: 0.1,
+      log: { level: 'warn', formatter: 'text', accesslog: { disabled: true } },
+      storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: true } },
+      http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
+      proxy: { remoteurl: remoteUrl },
+    };
+    writeFileSync(conf, JSON.stringify(config, null, 2));
+    const proc = await spawnProc('docker-registry', ['serve', conf], { name, logDir: dir });
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitReady(url, proc);
+    } catch (err) {
+      await proc.stop({ graceMs: 1000 });
+      throw err;
+    }
+    return asServer('distribution-proxy', url, proc);
+  });
+}
+
+async function startNginx(id: ServerId, name: string, config: (prefix: string, port: number) => string, prep?: (prefix: string) => void): Promise<BenchServer> {
+  const bin = nginxBinary();
+  if (!bin) throw new Error('nginx is not installed (apt-get install -y nginx-light)');
+  const prefix = await tmpDir(`${name}-`);
+  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(prefix, 'tmp', d), { recursive: true });
+  prep?.(prefix);
+  return withFreePort(async (port) => {
+    const conf = join(prefix, 'nginx.conf');
+    writeFileSync(conf, config(prefix, port));
+    const proc = await spawnProc(bin, ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log'), '-g', 'daemon off;'], { name, logDir: prefix });
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitReady(url, proc);
+    } catch (err) {
+      await proc.stop({ graceMs: 1000 });
+      throw err;
+    }
+    // Workers of this master, looked up again at most once a second.
+    let cached: number[] = [];
+    let at = 0;
+    const pids = (): number[] => {
+      if (performance.now() - at > 1000) {
+        cached = childPids(proc.pid);
+        at = performance.now();
+      }
+      return [proc.pid, ...cached];
+    };
+    return asServer(id, url, proc, pids);
+  });
+}
+
+/** Options for {@link startNginxCache}. */
+export interface NginxCacheOptions {
+  /** Upstream base URL (http://127.0.0.1:PORT). */
+  originUrl: string;
+  workers: number;
+  name?: string;
+}
+
+/** Starts nginx as a proxy_cache pull-through cache in front of `originUrl`. */
+export async function startNginxCache(opts: NginxCacheOptions): Promise<BenchServer> {
+  const origin = new URL(opts.originUrl);
+  return startNginx('nginx-cache', opts.name ?? 'nginx-cache', (prefix, port) =>
+    cacheConfig({ prefix, port, workers: opts.workers, origin: { host: origin.hostname, port: Number(origin.port) } }),
+  );
+}
+
+/** Options for {@link startNginxStatic}. */
+export interface NginxStaticOptions {
+  blobs: BlobFile[];
+  manifests: SeededManifest[];
+  workers: number;
+}
+
+/** Hard-links (or copies) `from` to `to`. */
+function linkOrCopy(from: string, to: string): void {
+  try {
+    linkSync(from, to);
+  } catch {
+    copyFileSync(from, to);
+  }
+}
+
+/** Starts nginx serving the given blobs and manifests from files named by digest (and tag). */
+export async function startNginxStatic(opts: NginxStaticOptions): Promise<BenchServer> {
+  return startNginx(
+    'nginx-static',
+    'nginx-static',
+    (prefix, port) => staticConfig({ prefix, port, workers: opts.workers, root: join(prefix, 'root') }),
+    (prefix) => {
+      const blobs = join(prefix, 'root', 'blobs');
+      const manifests = join(prefix, 'root', 'manifests');
+      mkdirSync(blobs, { recursive: true });
+      mkdirSync(manifests, { recursive: true });
+      for (const b of opts.blobs) linkOrCopy(b.path, join(blobs, b.digest));
+      for (const m of opts.manifests) {
+        writeFileSync(join(manifests, m.digest), m.body);
+        writeFileSync(join(manifests, m.tag), m.body);
+      }
+    },
+  );
+}

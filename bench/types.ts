@@ -1,0 +1,150 @@
+/** Shapes of the benchmark's parameters and results (also the JSON written next to the report). */
+import type { ServerId, SkippedServer } from './servers.js';
+
+/** Sizes, durations and counts of one run. */
+export interface BenchParams {
+  mode: 'quick' | 'full';
+  /** Measured rounds per figure (medians are reported). */
+  rounds: number;
+  /** Length of one wrk measurement, s. */
+  durationSec: number;
+  /** Length of the wrk warm-up before measuring a server, s. */
+  warmupSec: number;
+  /** Concurrencies of the 64 MiB throughput workload. */
+  concurrencies: number[];
+  /** Connections for the requests/s workloads (1 MiB blob, manifests). */
+  rpsConnections: number;
+  /** Clients of the cold fan-out. */
+  fanOutClients: number;
+  /** Throttle of the relay in front of the upstream, bytes/s. */
+  throttleBytesPerSec: number;
+  bigSize: number;
+  smallSize: number;
+  /** Multi-range workload: number of ranges and bytes per range. */
+  rangeCount: number;
+  rangeSize: number;
+  /** nginx `worker_processes` for both nginx peers. */
+  nginxWorkers: number;
+}
+
+/** The machine the figures come from. */
+export interface MachineInfo {
+  cores: number;
+  model: string;
+  memTotalMiB: number;
+  node: string;
+  kernel: string;
+  wrk: string;
+  nginx: string;
+  distribution: string;
+  /** 1-minute load average at start and end (other work on the machine skews figures). */
+  loadStart: number;
+  loadEnd: number;
+}
+
+/** Workload 1: warm 64 MiB blob. */
+export interface ThroughputRow {
+  server: ServerId;
+  concurrency: number;
+  /** Median over rounds, GB/s (10^9 bytes). */
+  gbps: number;
+  rounds: number[];
+  /** Server CPU time / wall time during the measurement, % of one core (median). */
+  cpuPct: number;
+  errors: number;
+}
+
+/** Workloads 2 and 3: requests/s and latency. */
+export interface RpsRow {
+  server: ServerId;
+  /** What was requested: `blob-1MiB`, `manifest-tag`, `manifest-digest`. */
+  target: 'blob-1MiB' | 'manifest-tag' | 'manifest-digest';
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  roundsRps: number[];
+  roundsP99Ms: number[];
+  cpuPct: number;
+  errors: number;
+}
+
+/** Upstream traffic for one blob, counted at the relay. */
+export interface UpstreamCount {
+  gets: number;
+  heads: number;
+  /** Body bytes the upstream sent for this blob. */
+  bytes: number;
+}
+
+/** One round of workload 4 for one server. */
+export interface ColdRound {
+  single: UpstreamCount & { wallS: number; ok: boolean };
+  fan: UpstreamCount & { wallS: number; ok: number; firstByteS: number; medianFirstByteS: number };
+}
+
+/** Workload 4: cold fan-out (medians over rounds). */
+export interface ColdRow {
+  server: ServerId;
+  clients: number;
+  upstreamGets: number;
+  upstreamHeads: number;
+  upstreamBytes: number;
+  oneClientS: number;
+  fanOutS: number;
+  /** fanOutS / oneClientS. */
+  ratio: number;
+  /** Clients that got the whole blob with status 200 (minimum over rounds). */
+  clientsOk: number;
+  rounds: ColdRound[];
+}
+
+/** One round of workload 5 for one server. */
+export interface RangeRound {
+  s3BlobBytes: number;
+  s3TotalBytes: number;
+  s3BlobRequests: number;
+  status: number;
+  bodyBytes: number;
+  /** True if the answer carried exactly the requested bytes (multipart checked against the blob). */
+  correct: boolean;
+  detail: string;
+}
+
+/** Workload 5: multi-range on an uncached blob behind S3 (medians over rounds). */
+export interface RangeRow {
+  server: ServerId;
+  requestedBytes: number;
+  s3BlobBytes: number;
+  s3TotalBytes: number;
+  rounds: RangeRound[];
+}
+
+/** Workload 6: memory during workload 1. */
+export interface RssRow {
+  server: ServerId;
+  /** Largest sampled VmRSS (summed over processes), MiB. */
+  peakRssMiB: number;
+  /** VmHWM at the end of workload 1 (summed over processes), MiB. */
+  hwmMiB: number;
+  /** Peak sampled VmRSS per phase of workload 1 (fill and check, warm-up, each concurrency), MiB. */
+  phases: { phase: string; peakRssMiB: number }[];
+}
+
+/** Everything a run produced. */
+export interface BenchResults {
+  startedAt: string;
+  params: BenchParams;
+  machine: MachineInfo;
+  /** Servers in display order that ran. */
+  servers: ServerId[];
+  skipped: SkippedServer[];
+  throughput: ThroughputRow[];
+  rps: RpsRow[];
+  cold: ColdRow[];
+  range: RangeRow[];
+  rss: RssRow[];
+  /** Observations worth reading next to the figures. */
+  notes: string[];
+  /** Seconds spent per phase. */
+  timings: Record<string, number>;
+}
