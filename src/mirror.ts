@@ -52,7 +52,7 @@ export class Mirror {
     this.log = opts.logger ?? createLogger(config.logLevel);
     this.metrics = new Metrics({ defaultMetrics: opts.processMetrics ?? true });
     this.layout = new Layout(config.dataDir);
-    this.blobs = new BlobStore(this.layout);
+    this.blobs = new BlobStore(this.layout, config.blobMemoryBytes, config.blobMemoryItemBytes);
     this.manifests = new ManifestStore(this.layout, config.manifestMemoryBytes);
     this.tags = config.redisUrl ? new RedisTagStore(config.redisUrl, this.log) : new MemoryTagStore();
     this.dispatcher = createDispatcher(config.upstreamTimeouts);

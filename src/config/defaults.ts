@@ -13,6 +13,8 @@ export function defaultConfig(): MirrorConfig {
     tagTtlMs: 60_000,
     logLevel: 'info',
     manifestMemoryBytes: 64 * 2 ** 20,
+    blobMemoryBytes: 64 * 2 ** 20,
+    blobMemoryItemBytes: 2 ** 20,
     maxManifestBytes: 4 * 2 ** 20,
     upstreamTimeouts: { connectMs: 10_000, headersMs: 30_000, bodyIdleMs: 30_000, revalidateMs: 5_000 },
     fill: { maxConcurrent: 64, queueTimeoutMs: 60_000, abortWhenOrphaned: false },

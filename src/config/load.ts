@@ -21,6 +21,8 @@ export interface ConfigInput {
   /** Credentials by upstream namespace (file only: secrets do not belong on a command line). */
   credentials?: Record<string, Credentials>;
   manifestMemory?: string | number;
+  blobMemory?: string | number;
+  blobMemoryMaxItem?: string | number;
   maxManifestSize?: string | number;
   connectTimeout?: string | number;
   headersTimeout?: string | number;
@@ -35,7 +37,7 @@ export interface ConfigInput {
 }
 
 const FILE_KEYS = new Set<string>([
-  'listen', 'dataDir', 'upstreams', 'tagTtl', 'logLevel', 'redis', 'credentials', 'manifestMemory', 'maxManifestSize',
+  'listen', 'dataDir', 'upstreams', 'tagTtl', 'logLevel', 'redis', 'credentials', 'manifestMemory', 'blobMemory', 'blobMemoryMaxItem', 'maxManifestSize',
   'connectTimeout', 'headersTimeout', 'bodyIdleTimeout', 'revalidateTimeout', 'maxConcurrentFills', 'fillQueueTimeout', 'abortOrphanedFills',
   'maxRanges', 'rangeFillOnMiss', 'rangeParallelism',
 ]);
@@ -154,6 +156,10 @@ export function buildConfig(...layers: ConfigInput[]): MirrorConfig {
   }
   const mm = get('manifestMemory');
   if (mm !== undefined) c.manifestMemoryBytes = parseSize(mm);
+  const bm = get('blobMemory');
+  if (bm !== undefined) c.blobMemoryBytes = parseSize(bm);
+  const bmi = get('blobMemoryMaxItem');
+  if (bmi !== undefined) c.blobMemoryItemBytes = parseSize(bmi);
   const mms = get('maxManifestSize');
   if (mms !== undefined) c.maxManifestBytes = parseSize(mms);
   const ct = get('connectTimeout');

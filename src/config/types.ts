@@ -70,6 +70,10 @@ export interface MirrorConfig {
   redisUrl?: string;
   /** Bytes of manifests held in memory in front of the disk. */
   manifestMemoryBytes: number;
+  /** Bytes of small, hot blobs held in memory in front of the disk (0 turns it off). */
+  blobMemoryBytes: number;
+  /** Largest blob held in memory. */
+  blobMemoryItemBytes: number;
   /** Largest manifest accepted from an upstream, bytes. */
   maxManifestBytes: number;
   upstreamTimeouts: UpstreamTimeouts;

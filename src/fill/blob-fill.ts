@@ -135,10 +135,11 @@ export class BlobFill extends EventEmitter {
       this.emit('progress');
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
+      body?.destroy();
+      // The temp file goes first: once readers see the failure, nothing of it is left on disk.
+      await store.discard(this.tempPath);
       this.error = e;
       this.state = 'failed';
-      body?.destroy();
-      await store.discard(this.tempPath);
       const reason: FillFailure = e instanceof FillError ? e.reason : 'upstream';
       metrics.fillsFailed.inc({ reason });
       if (reason === 'digest-mismatch' || reason === 'short-body' || reason === 'long-body') metrics.verifyFailures.inc({ kind: 'blob', reason });

@@ -23,6 +23,7 @@ import { formatContentRange, parseRangeSpecs, type ByteRange } from '../range/pa
 import { multipartPlan, newBoundary, writeMultipart, type PartSource } from '../range/multipart.js';
 import { isWholeFromZero, selectRanges, type Selection } from '../range/select.js';
 import { upstreamParts } from '../range/upstream-parts.js';
+import { sendFileRange } from '../store/send-file.js';
 
 /** Read size when streaming a cached blob. */
 const FILE_CHUNK = 512 * 1024;
@@ -58,6 +59,11 @@ export async function handleBlob(mirror: Mirror, ctx: RepoContext, digest: strin
   const d = checkDigest(digest);
   if (ctx.head) return headBlob(mirror, ctx, d);
   const range = ctx.req.headers.range;
+  const hot = mirror.blobs.fromMemory(d);
+  if (hot) {
+    mirror.metrics.hits.inc({ kind: 'blob' });
+    return serveMemory(mirror, ctx, d, hot);
+  }
   const blob = await mirror.blobs.open(d);
   if (blob) return serveCached(mirror, ctx, d, blob.handle, blob.size);
   const inflight = mirror.fills.get(d);
@@ -97,8 +103,20 @@ async function headBlob(mirror: Mirror, ctx: RepoContext, d: Digest): Promise<vo
   ctx.res.end();
 }
 
-/** Answers with the whole blob, one range or several, from `open`. */
-async function answer(mirror: Mirror, ctx: RepoContext, d: Digest, size: number | undefined, sel: Selection, open: Opener, source: Source): Promise<void> {
+/**
+ * Answers with the whole blob, one range or several, from `open`; `sendRange`, when given, sends a
+ * whole or single-range body itself (the file fast path).
+ */
+async function answer(
+  mirror: Mirror,
+  ctx: RepoContext,
+  d: Digest,
+  size: number | undefined,
+  sel: Selection,
+  open: Opener,
+  source: Source,
+  sendRange?: (start: number, end: number, count: (n: number) => void) => Promise<void>,
+): Promise<void> {
   const { res } = ctx;
   const count = (n: number) => {
     ctx.bytes += n;
@@ -116,6 +134,7 @@ async function answer(mirror: Mirror, ctx: RepoContext, d: Digest, size: number 
   };
   if (sel.kind === 'whole') {
     setHeaders(ctx, 200, { ...blobHeaders(d), ...(size !== undefined ? { 'content-length': size } : {}) });
+    if (sendRange && size !== undefined) return sendRange(0, size - 1, count);
     return stream(await open(0, size === undefined ? Infinity : size - 1), source !== 'cache');
   }
   mirror.metrics.rangeRequests.inc({ source, parts: sel.kind });
@@ -123,6 +142,7 @@ async function answer(mirror: Mirror, ctx: RepoContext, d: Digest, size: number 
     const r = sel.range;
     mirror.metrics.rangeParts.inc({ source });
     setHeaders(ctx, 206, { ...blobHeaders(d), 'content-range': formatContentRange(r, size!), 'content-length': r.end - r.start + 1 });
+    if (sendRange) return sendRange(r.start, r.end, count);
     return stream(await open(r.start, r.end), source !== 'cache');
   }
   const plan = multipartPlan(sel.ranges, size!, OCTET, newBoundary());
@@ -147,6 +167,14 @@ async function serveCached(mirror: Mirror, ctx: RepoContext, d: Digest, handle: 
   ctx.cache = 'hit';
   mirror.metrics.hits.inc({ kind: 'blob' });
   try {
+    if (size <= mirror.blobs.memoryItemMax) {
+      // Small and hot: read once, keep it in memory, serve it from there from now on.
+      const buf = Buffer.allocUnsafe(size);
+      const { bytesRead } = await handle.read(buf, 0, size, 0);
+      if (bytesRead !== size) throw new Error('cached blob shorter than its size');
+      mirror.blobs.remember(d, buf);
+      return await serveMemory(mirror, ctx, d, buf);
+    }
     const sel = selectRanges(ctx.req.headers.range, one(ctx.req.headers['if-range']), `"${d.value}"`, size, mirror.config.range.maxRanges);
     const open: Opener = async (start, end) => {
       const len = Math.min(end, size - 1) - start + 1;
@@ -158,10 +186,21 @@ async function serveCached(mirror: Mirror, ctx: RepoContext, d: Digest, handle: 
       }
       return handle.createReadStream({ start, end: Math.min(end, size - 1), highWaterMark: FILE_CHUNK, autoClose: false });
     };
-    await answer(mirror, ctx, d, size, sel, open, 'cache');
+    const send = async (start: number, end: number, count: (n: number) => void) => {
+      const err = await sendFileRange(handle, start, end, ctx.res, count);
+      if (err && !ctx.res.writableFinished) ctx.log.debug({ err: err.message, digest: d.value }, 'blob transfer ended early');
+    };
+    await answer(mirror, ctx, d, size, sel, open, 'cache', send);
   } finally {
     await handle.close().catch(() => undefined);
   }
+}
+
+/** A small blob held in memory: whole, ranges and multipart cut from the buffer. */
+async function serveMemory(mirror: Mirror, ctx: RepoContext, d: Digest, buf: Buffer): Promise<void> {
+  ctx.cache = 'hit';
+  const sel = selectRanges(ctx.req.headers.range, one(ctx.req.headers['if-range']), `"${d.value}"`, buf.length, mirror.config.range.maxRanges);
+  await answer(mirror, ctx, d, buf.length, sel, (start, end) => buf.subarray(start, Math.min(end, buf.length - 1) + 1), 'cache');
 }
 
 /** Opens the upstream body of a blob for a fill. */

@@ -15,12 +15,16 @@ import { handleBlob } from './blobs.js';
 import { handleReferrers, handleTagsList } from './passthrough.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Request ids: a random per-process prefix and a counter (unique, and cheap on the hot path). */
+const ID_PREFIX = randomBytes(4).toString('hex');
+let idCounter = 0;
 
 function requestId(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
   if (typeof given === 'string' && REQUEST_ID.test(given)) return given;
-  return randomBytes(8).toString('hex');
+  return `${ID_PREFIX}${(++idCounter).toString(36)}`;
 }
+const NO_QUERY = new URLSearchParams();
 
 /** Answers one HTTP request. Never throws. */
 export async function handleRequest(mirror: Mirror, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -29,13 +33,16 @@ export async function handleRequest(mirror: Mirror, req: IncomingMessage, res: S
   const rawUrl = req.url ?? '/';
   const q = rawUrl.indexOf('?');
   const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
+  let log: RequestContext['log'] | undefined;
   const ctx: RequestContext = {
     id,
-    log: mirror.log.child({ reqId: id }),
+    get log() {
+      return (log ??= mirror.log.child({ reqId: id }));
+    },
     req,
     res,
     head: req.method === 'HEAD',
-    query: new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1)),
+    query: q < 0 ? NO_QUERY : new URLSearchParams(rawUrl.slice(q + 1)),
     kind: 'other',
     cache: '-',
     bytes: 0,
@@ -47,7 +54,7 @@ export async function handleRequest(mirror: Mirror, req: IncomingMessage, res: S
     const status = res.statusCode;
     mirror.metrics.requests.inc({ kind: ctx.kind, method: req.method ?? '-', status: String(status) });
     mirror.metrics.requestDuration.observe({ kind: ctx.kind, cache: ctx.cache }, ms / 1000);
-    if (ctx.kind !== 'other' || status >= 400) {
+    if ((ctx.kind !== 'other' || status >= 400) && mirror.log.isLevelEnabled('info')) {
       ctx.log.info({ method: req.method, path: rawUrl.slice(0, 512), status, ms: Math.round(ms * 100) / 100, bytes: ctx.bytes, cache: ctx.cache, aborted: !res.writableFinished || undefined }, 'request');
     }
   });

@@ -5,6 +5,7 @@
 import { mkdir, open, rename, rm, stat, readdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Digest } from '../registry/grammar.js';
+import { LRUCache } from 'lru-cache';
 import type { Layout } from './layout.js';
 
 /** An open committed blob: a file handle and its size. The caller closes it. */
@@ -18,7 +19,27 @@ function isNotFound(err: unknown): boolean {
 }
 
 export class BlobStore {
-  constructor(readonly layout: Layout) {}
+  /** Small verified blobs kept in memory after their first hit (bounded by bytes). */
+  private readonly memory: LRUCache<string, Buffer> | undefined;
+
+  /**
+   * @param memoryBytes bytes of small blobs held in memory (0: none)
+   * @param memoryItemMax largest blob held in memory
+   */
+  constructor(readonly layout: Layout, memoryBytes = 0, readonly memoryItemMax = 0) {
+    this.memory = memoryBytes > 0 && memoryItemMax > 0 ? new LRUCache<string, Buffer>({ maxSize: memoryBytes, sizeCalculation: (b) => b.length + 64 }) : undefined;
+    if (!this.memory) this.memoryItemMax = -1;
+  }
+
+  /** A small blob held in memory, if it is. */
+  fromMemory(d: Digest): Buffer | undefined {
+    return this.memory?.get(d.value);
+  }
+
+  /** Keeps a small verified blob (read from its committed file) in memory. */
+  remember(d: Digest, bytes: Buffer): void {
+    this.memory?.set(d.value, bytes);
+  }
 
   /** Creates the directories and removes temp files a crash may have left (they are never served). */
   async init(): Promise<number> {

@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { cleanupAll, delay, requireCommands, tmpDir } from '../harness/proc.js';
 import { startRegistry, type Registry } from '../harness/registry.js';
 import { putBlob, randomBlobFile, type BlobFile } from '../harness/oci.js';
@@ -154,6 +155,27 @@ describe('range requests', () => {
     const gets = relay.stats().log.filter((x) => x.method === 'GET').length;
     assert.ok(gets < 1000, `${gets} upstream GETs for 1000 ranges`);
     assert.ok(relay.stats().bytes <= 100_000 + 64 * 1024, `upstream sent ${relay.stats().bytes}`);
+  });
+
+  test('a small hot blob is served from memory after its first hit, ranges included, with no file I/O', async () => {
+    const dir = await tmpDir('range-hot-');
+    const hot = await randomBlobFile(dir, 300_000);
+    const hotBytes = await readFile(hot.path);
+    await putBlob(upstream.url, 'acme/data', hot);
+    const u = `${m.url}/v2/acme/data/blobs/${hot.digest}`;
+    assert.ok((await http(u)).body.equals(hotBytes), 'cold: filled');
+    assert.ok((await http(u)).body.equals(hotBytes), 'first hit: read from disk into memory');
+    const { rm } = await import('node:fs/promises');
+    await rm(join(m.dataDir, 'blobs', 'sha256', hot.digest.slice(7, 9), hot.digest.slice(7)));
+    relay.reset();
+    const whole = await http(u);
+    assert.equal(whole.status, 200);
+    assert.ok(whole.body.equals(hotBytes), 'served from memory although the file is gone');
+    const single = await http(u, { headers: { range: 'bytes=100-199' } });
+    assert.equal(single.headers['content-range'], `bytes 100-199/${hot.size}`);
+    assert.ok(single.body.equals(hotBytes.subarray(100, 200)));
+    expectParts(await http(u, { headers: { range: 'bytes=0-9,-5' } }), hotBytes, [[0, 9], [hot.size - 5, hot.size - 1]]);
+    assert.equal(relay.stats().requests, 0);
   });
 
   test('a range on a blob with a fill in flight is served from the fill', async () => {

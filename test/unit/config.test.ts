@@ -82,6 +82,9 @@ test('upstream specs, listen addresses, durations and sizes', () => {
   assert.equal(parseDuration(2), 2000);
   assert.equal(parseSize('64MiB'), 64 * 2 ** 20);
   assert.equal(parseSize('1GB'), 1e9);
+  const mem = buildConfig({ blobMemory: '0', blobMemoryMaxItem: '512KiB' });
+  assert.equal(mem.blobMemoryBytes, 0);
+  assert.equal(mem.blobMemoryItemBytes, 512 * 1024);
   assert.throws(() => parseSize('lots'));
   assert.deepEqual(parseCommand(['--help']), { kind: 'help' });
 });
