@@ -59,6 +59,34 @@ export function cpuSecondsOf(pids: readonly number[]): number {
   return ticks / CLK_TCK;
 }
 
+/** CPU seconds (user + system) used so far by one thread `tid` of process `pid`. */
+export function threadCpuSeconds(pid: number, tid: number): number {
+  try {
+    const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11] ?? 0) + Number(f[12] ?? 0)) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/** Jiffies of the whole machine from /proc/stat: `[busy, total]`. */
+function machineJiffies(): [number, number] {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return [total - idle, total];
+}
+
+/** Share of the machine's CPU time (all cores) that was busy over `ms` milliseconds, in %. */
+export async function machineBusyPct(ms = 1000): Promise<number> {
+  const [b0, t0] = machineJiffies();
+  await new Promise((r) => setTimeout(r, ms));
+  const [b1, t1] = machineJiffies();
+  return t1 > t0 ? ((b1 - b0) / (t1 - t0)) * 100 : 0;
+}
+
 /** Pids whose parent is `ppid` (nginx workers of a master). */
 export function childPids(ppid: number): number[] {
   const out: number[] = [];

@@ -92,17 +92,25 @@ export function checkTargets(res: BenchResults): TargetCheck[] {
   return out;
 }
 
+const CPU_HEADER = 'server CPU % (event loop)';
+
+/** `132 (95)`: the server's CPU and, for regmirror, its event-loop thread's, % of one core. */
+function cpuCell(r: { cpuPct: number; loopPct?: number } | undefined): string {
+  if (!r) return '–';
+  return r.loopPct === undefined ? num(r.cpuPct, 0) : `${num(r.cpuPct, 0)} (${num(r.loopPct, 0)})`;
+}
+
 function throughputSection(res: BenchResults): string {
   const cs = res.params.concurrencies;
   const rows = res.servers.map((s) => {
     const g = cs.map((c) => tput(res, s, c));
     const vsStatic = cs.map((c) => times(ratio(tput(res, s, c), tput(res, 'nginx-static', c))));
     const vsRm = cs.map((c) => times(ratio(tput(res, s, c), tput(res, 'regmirror', c))));
-    const cpu = cs.map((c) => num(res.throughput.find((r: ThroughputRow) => r.server === s && r.concurrency === c)?.cpuPct, 0));
+    const cpu = cs.map((c) => cpuCell(res.throughput.find((r: ThroughputRow) => r.server === s && r.concurrency === c)));
     const errors = res.throughput.filter((r) => r.server === s).reduce((n, r) => n + r.errors, 0);
     return [label(s), ...g.map((x) => num(x)), vsStatic.join(' / '), vsRm.join(' / '), cpu.join(' / '), String(errors)];
   });
-  return table(['server', ...cs.map((c) => `GB/s c=${c}`), '× nginx static', '× regmirror', 'server CPU %', 'errors'], rows);
+  return table(['server', ...cs.map((c) => `GB/s c=${c}`), '× nginx static', '× regmirror', CPU_HEADER, 'errors'], rows);
 }
 
 function rpsSection(res: BenchResults, targets: RpsRow['target'][]): string {
@@ -121,12 +129,12 @@ function rpsSection(res: BenchResults, targets: RpsRow['target'][]): string {
         base('nginx-static'),
         ...(t === 'blob-1MiB' ? [] : [base('nginx-cache')]),
         base('regmirror'),
-        num(r.cpuPct, 0),
+        cpuCell(r),
         String(r.errors),
       ]);
     }
   }
-  const header = ['server', 'what', 'req/s', 'p50 ms', 'p99 ms', '× nginx static', ...(targets[0] === 'blob-1MiB' ? [] : ['× nginx proxy_cache']), '× regmirror', 'server CPU %', 'errors'];
+  const header = ['server', 'what', 'req/s', 'p50 ms', 'p99 ms', '× nginx static', ...(targets[0] === 'blob-1MiB' ? [] : ['× nginx proxy_cache']), '× regmirror', CPU_HEADER, 'errors'];
   return table(header, rows);
 }
 
@@ -192,17 +200,19 @@ export function renderMarkdown(res: BenchResults): string {
   const m = res.machine;
   const p = res.params;
   const parts: string[] = [];
-  parts.push(`# regmirror benchmark — ${res.startedAt} (${p.mode})`);
+  parts.push(`# regmirror benchmark — ${res.startedAt} (${p.mode}, regmirror ${res.revision})`);
   parts.push(
     [
       `Machine: ${m.cores} cores, ${m.model}, ${Math.round(m.memTotalMiB / 1024)} GiB; Linux ${m.kernel}; Node ${m.node}; ` +
-        `${m.nginx}; ${m.distribution}; ${m.wrk}. Load average (1 min) ${num(m.loadStart)} at start, ${num(m.loadEnd)} at end.`,
+        `${m.nginx}; ${m.distribution}; ${m.wrk}. Other work on the machine: ${num(m.busyStartPct, 0)} % of all cores busy before the servers started, ` +
+        `${num(m.busyEndPct, 0)} % after they stopped; load average (1 min) ${num(m.loadStart)} at start, ${num(m.loadEnd)} at end.`,
       '',
       `Parameters: ${p.rounds} round(s) of ${p.durationSec} s per figure after ${p.warmupSec} s of warm-up, medians; ` +
         `wrk with 1 thread; ${p.rpsConnections} connections for req/s; blobs of ${p.bigSize / MiB} MiB and ${p.smallSize / MiB} MiB; ` +
         `upstream throttled to ${p.throttleBytesPerSec / 1e6} MB/s for the proxies; nginx with ${p.nginxWorkers} worker(s); ` +
         `multi-range: ${p.rangeCount} × ${p.rangeSize / KiB} KiB. All servers are separate processes on 127.0.0.1; logging off ` +
-        `(regmirror at warn, distribution at warn without access log, nginx without access log).`,
+        `(regmirror at warn, distribution at warn without access log, nginx without access log). ` +
+        `Server CPU is summed over the server's processes and threads, % of one core; for regmirror the event-loop (main) thread's share is in parentheses.`,
     ].join('\n'),
   );
   if (res.skipped.length > 0) {

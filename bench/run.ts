@@ -12,6 +12,7 @@ import { cleanupAll, tmpDir } from '../test/harness/proc.js';
 import { startRegistry } from '../test/harness/registry.js';
 import { startRelay } from '../test/harness/relay.js';
 import { writeWrkScript } from './load.js';
+import { machineBusyPct } from './procstat.js';
 import { checkTargets, renderMarkdown } from './report.js';
 import { seedBlobs, seedWarm } from './seed.js';
 import {
@@ -128,7 +129,17 @@ function machineInfo(): MachineInfo {
     distribution: firstLine('docker-registry', ['--version']).replace('github.com/docker/distribution', 'distribution'),
     loadStart: loadavg()[0] ?? Number.NaN,
     loadEnd: Number.NaN,
+    busyStartPct: Number.NaN,
+    busyEndPct: Number.NaN,
   };
+}
+
+/** `git rev-parse --short HEAD`, with `+dirty` when src/ differs from it. */
+function revision(repoRoot: string): string {
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' });
+  if (head.status !== 0) return 'unknown';
+  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'src'], { cwd: repoRoot, encoding: 'utf8' });
+  return `${head.stdout.trim()}${dirty.stdout.trim() !== '' ? '+dirty' : ''}`;
 }
 
 function stamp(d: Date): string {
@@ -173,6 +184,7 @@ async function main(cli: Cli): Promise<BenchResults> {
   const timings: Record<string, number> = {};
   const results: BenchResults = {
     startedAt: started.toISOString().replace(/\.\d+Z$/, 'Z'),
+    revision: revision(repoRoot),
     params,
     machine,
     servers: [],
@@ -185,7 +197,8 @@ async function main(cli: Cli): Promise<BenchResults> {
     notes,
     timings,
   };
-  log(`${params.mode} run: ${machine.cores} cores, ${machine.model}, load ${machine.loadStart.toFixed(2)}`);
+  machine.busyStartPct = await machineBusyPct();
+  log(`${params.mode} run: ${machine.cores} cores, ${machine.model}; ${machine.busyStartPct.toFixed(0)} % of the machine busy with other work`);
 
   const work = await tmpDir('bench-');
   const upstream = await startRegistry({ name: 'upstream' });
@@ -257,8 +270,12 @@ async function main(cli: Cli): Promise<BenchResults> {
   for (const s of [...servers].reverse()) await s.stop();
   if (cli.profile) notes.push(`regmirror CPU profile written to bench/results/profiles/ (open in Chrome DevTools or speedscope).`);
   machine.loadEnd = loadavg()[0] ?? Number.NaN;
-  if (machine.loadStart > 0.5 || machine.loadEnd > machine.cores) {
-    notes.push(`The machine was not idle (load ${machine.loadStart.toFixed(2)} at start, ${machine.loadEnd.toFixed(2)} at end): figures are noisier than usual.`);
+  machine.busyEndPct = await machineBusyPct();
+  if (machine.busyStartPct > 10 || machine.busyEndPct > 10) {
+    notes.push(
+      `The machine was not idle (${machine.busyStartPct.toFixed(0)} % of all cores busy with other work before the run, ${machine.busyEndPct.toFixed(0)} % after): ` +
+        `figures are noisier than usual; compare ratios within this run.`,
+    );
   }
   timings.total = (performance.now() - t0) / 1000;
   return results;

@@ -33,6 +33,8 @@ export interface BenchServer {
   pids(): number[];
   /** The server's output log. */
   readonly logFile: string;
+  /** For regmirror: the process whose main thread is the event loop (its tid is the pid). */
+  readonly eventLoopPid?: number;
   stop(): Promise<void>;
 }
 
@@ -151,7 +153,7 @@ export async function startRegmirror(opts: RegmirrorOptions): Promise<BenchServe
       await proc.stop({ graceMs: 1000 });
       throw err;
     }
-    return asServer('regmirror', url, proc);
+    return { ...asServer('regmirror', url, proc), eventLoopPid: proc.pid };
   });
 }
 

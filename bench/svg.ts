@@ -95,7 +95,7 @@ export function renderSvg(res: BenchResults): string {
   const ps = panels(res);
   const body: string[] = [];
   let y = 34;
-  body.push(`<text x="10" y="20" font-size="15" font-weight="bold">${esc(`regmirror benchmark — ${res.startedAt} (${res.params.mode})`)}</text>`);
+  body.push(`<text x="10" y="20" font-size="15" font-weight="bold">${esc(`regmirror benchmark — ${res.startedAt} (${res.params.mode}, regmirror ${res.revision})`)}</text>`);
   const plotW = WIDTH - LABEL_W - VALUE_W - 20;
   for (const p of ps) {
     body.push(`<text x="10" y="${y + 16}" font-size="13" font-weight="bold">${esc(p.title)}</text>`);

@@ -40,6 +40,9 @@ export interface MachineInfo {
   /** 1-minute load average at start and end (other work on the machine skews figures). */
   loadStart: number;
   loadEnd: number;
+  /** Busy share of all cores over 1 s before any server started and after all stopped, %. */
+  busyStartPct: number;
+  busyEndPct: number;
 }
 
 /** Workload 1: warm 64 MiB blob. */
@@ -51,6 +54,8 @@ export interface ThroughputRow {
   rounds: number[];
   /** Server CPU time / wall time during the measurement, % of one core (median). */
   cpuPct: number;
+  /** regmirror only: its event-loop (main) thread's share of that, % of one core (median). */
+  loopPct?: number;
   errors: number;
 }
 
@@ -65,6 +70,8 @@ export interface RpsRow {
   roundsRps: number[];
   roundsP99Ms: number[];
   cpuPct: number;
+  /** regmirror only: event-loop thread CPU, % of one core (median). */
+  loopPct?: number;
   errors: number;
 }
 
@@ -133,6 +140,8 @@ export interface RssRow {
 /** Everything a run produced. */
 export interface BenchResults {
   startedAt: string;
+  /** regmirror's git revision (`abc1234`, `+dirty` when src/ has uncommitted changes). */
+  revision: string;
   params: BenchParams;
   machine: MachineInfo;
   /** Servers in display order that ran. */

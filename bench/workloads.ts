@@ -10,7 +10,7 @@ import { startS3Registry, type S3Registry } from '../test/harness/s3.js';
 import type { BlobFile } from '../test/harness/oci.js';
 import type { Relay } from '../test/harness/relay.js';
 import { digestOf, fanOut, httpGet, wrk, type WrkResult } from './load.js';
-import { cpuSecondsOf, MemSampler } from './procstat.js';
+import { cpuSecondsOf, MemSampler, threadCpuSeconds } from './procstat.js';
 import { MANIFEST_ACCEPT, seedBlobs, type WarmContent } from './seed.js';
 import { startDistributionProxy, startNginxCache, startRegmirror, SERVER_LABEL, type BenchServer, type ServerId } from './servers.js';
 import { median, MiB } from './stats.js';
@@ -75,7 +75,10 @@ export function upstreamCount(relay: Relay, digest: string): UpstreamCount {
   };
 }
 
-/** wrk against one server, with the server's CPU use over the run. */
+/** A wrk run with the server's CPU use over it. */
+type Measured = WrkResult & { cpuPct: number; loopPct?: number };
+
+/** wrk against one server, with the server's CPU use (and regmirror's event-loop thread's) over the run. */
 async function measure(
   ctx: WorkloadContext,
   server: BenchServer,
@@ -83,11 +86,20 @@ async function measure(
   connections: number,
   durationSec: number,
   headers: Record<string, string> = {},
-): Promise<WrkResult & { cpuPct: number }> {
+): Promise<Measured> {
+  const loop = server.eventLoopPid;
   const cpu0 = cpuSecondsOf(server.pids());
+  const loop0 = loop === undefined ? 0 : threadCpuSeconds(loop, loop);
   const r = await wrk({ url: server.url + path, connections, durationSec, script: ctx.wrkScript, headers });
   const cpu1 = cpuSecondsOf(server.pids());
-  return { ...r, cpuPct: ((cpu1 - cpu0) / r.durationS) * 100 };
+  const loop1 = loop === undefined ? 0 : threadCpuSeconds(loop, loop);
+  return { ...r, cpuPct: ((cpu1 - cpu0) / r.durationS) * 100, ...(loop === undefined ? {} : { loopPct: ((loop1 - loop0) / r.durationS) * 100 }) };
+}
+
+/** Median of the event-loop shares, when measured. */
+function loopMedian(rs: Measured[]): { loopPct?: number } {
+  const xs = rs.map((r) => r.loopPct).filter((x): x is number => x !== undefined);
+  return xs.length > 0 ? { loopPct: median(xs) } : {};
 }
 
 /** Fetches `path` from every server and checks status and digest (this also fills the caches). */
@@ -113,13 +125,13 @@ export async function warmBig(ctx: WorkloadContext): Promise<{ rows: ThroughputR
     for (const s of ctx.servers) await wrk({ url: s.url + path, connections: 4, durationSec: params.warmupSec, script: ctx.wrkScript });
     await settleRelay(ctx.relay);
     for (const m of samplers.values()) m.mark('warm-up');
-    const runs = new Map<string, (WrkResult & { cpuPct: number })[]>();
+    const runs = new Map<string, Measured[]>();
     for (let round = 0; round < params.rounds; round++) {
       for (const c of params.concurrencies) {
         for (const s of ctx.servers) {
           const r = await measure(ctx, s, path, c, params.durationSec);
           samplers.get(s.id)?.mark(`round ${round + 1} c=${c}`);
-          ctx.log(`w1: round ${round + 1} c=${c} ${s.id}: ${(r.bytesPerSec / 1e9).toFixed(2)} GB/s, cpu ${r.cpuPct.toFixed(0)}%`);
+          ctx.log(`w1: round ${round + 1} c=${c} ${s.id}: ${(r.bytesPerSec / 1e9).toFixed(2)} GB/s, cpu ${r.cpuPct.toFixed(0)}%${r.loopPct === undefined ? '' : ` (event loop ${r.loopPct.toFixed(0)}%)`}`);
           const key = `${s.id}/${c}`;
           runs.set(key, [...(runs.get(key) ?? []), r]);
         }
@@ -135,6 +147,7 @@ export async function warmBig(ctx: WorkloadContext): Promise<{ rows: ThroughputR
           gbps: median(rs.map((r) => r.bytesPerSec / 1e9)),
           rounds: rs.map((r) => r.bytesPerSec / 1e9),
           cpuPct: median(rs.map((r) => r.cpuPct)),
+          ...loopMedian(rs),
           errors: rs.reduce((n, r) => n + r.errors, 0),
         });
       }
@@ -162,11 +175,11 @@ async function rpsWorkload(ctx: WorkloadContext, target: RpsRow['target'], path:
     await wrk({ url: s.url + path, connections: params.rpsConnections, durationSec: params.warmupSec, script: ctx.wrkScript, headers });
   }
   await settleRelay(ctx.relay);
-  const runs = new Map<ServerId, (WrkResult & { cpuPct: number })[]>();
+  const runs = new Map<ServerId, Measured[]>();
   for (let round = 0; round < params.rounds; round++) {
     for (const s of ctx.servers) {
       const r = await measure(ctx, s, path, params.rpsConnections, params.durationSec, headers);
-      ctx.log(`${target}: round ${round + 1} ${s.id}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(2)} ms, cpu ${r.cpuPct.toFixed(0)}%`);
+      ctx.log(`${target}: round ${round + 1} ${s.id}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(2)} ms, cpu ${r.cpuPct.toFixed(0)}%${r.loopPct === undefined ? '' : ` (event loop ${r.loopPct.toFixed(0)}%)`}`);
       runs.set(s.id, [...(runs.get(s.id) ?? []), r]);
     }
   }
@@ -181,6 +194,7 @@ async function rpsWorkload(ctx: WorkloadContext, target: RpsRow['target'], path:
       roundsRps: rs.map((r) => r.rps),
       roundsP99Ms: rs.map((r) => r.p99Ms),
       cpuPct: median(rs.map((r) => r.cpuPct)),
+      ...loopMedian(rs),
       errors: rs.reduce((n, r) => n + r.errors, 0),
     };
   });
