@@ -187,6 +187,20 @@ export class BlobFill extends EventEmitter {
     void this.maybeClose();
   }
 
+  /**
+   * Bytes readable from `position` now (see {@link readable}), waiting for progress when there are none;
+   * 0 once the fill is done and `position` is at its end. Rejects when the fill failed. Only while attached.
+   */
+  async available(position: number): Promise<number> {
+    for (;;) {
+      if (this.state === 'failed') throw this.error ?? new Error('fill failed');
+      const n = this.readable - position;
+      if (n > 0) return n;
+      if (this.state === 'done') return 0;
+      await new Promise<void>((resolve) => this.once('progress', resolve));
+    }
+  }
+
   /** Reads from the temp (or committed) file; only while attached. */
   async read(buf: Buffer, length: number, position: number): Promise<number> {
     const { bytesRead } = await this.handle!.read(buf, 0, length, position);

@@ -23,7 +23,7 @@ import { formatContentRange, parseRangeSpecs, type ByteRange } from '../range/pa
 import { multipartPlan, newBoundary, writeMultipart, type PartSource } from '../range/multipart.js';
 import { isWholeFromZero, selectRanges, type Selection } from '../range/select.js';
 import { upstreamParts } from '../range/upstream-parts.js';
-import { sendFileRange } from '../store/send-file.js';
+import { sendRange, type ByteSource } from '../store/send-file.js';
 
 /** Read size when streaming a cached blob. */
 const FILE_CHUNK = 512 * 1024;
@@ -104,7 +104,7 @@ async function headBlob(mirror: Mirror, ctx: RepoContext, d: Digest): Promise<vo
 }
 
 /**
- * Answers with the whole blob, one range or several, from `open`; `sendRange`, when given, sends a
+ * Answers with the whole blob, one range or several, from `open`; `sendBody`, when given, sends a
  * whole or single-range body itself (the file fast path).
  */
 async function answer(
@@ -115,7 +115,7 @@ async function answer(
   sel: Selection,
   open: Opener,
   source: Source,
-  sendRange?: (start: number, end: number, count: (n: number) => void) => Promise<void>,
+  sendBody?: (start: number, end: number, count: (n: number) => void) => Promise<void>,
 ): Promise<void> {
   const { res } = ctx;
   const count = (n: number) => {
@@ -134,7 +134,7 @@ async function answer(
   };
   if (sel.kind === 'whole') {
     setHeaders(ctx, 200, { ...blobHeaders(d), ...(size !== undefined ? { 'content-length': size } : {}) });
-    if (sendRange && size !== undefined) return sendRange(0, size - 1, count);
+    if (sendBody) return sendBody(0, size === undefined ? Infinity : size - 1, count);
     return stream(await open(0, size === undefined ? Infinity : size - 1), source !== 'cache');
   }
   mirror.metrics.rangeRequests.inc({ source, parts: sel.kind });
@@ -142,7 +142,7 @@ async function answer(
     const r = sel.range;
     mirror.metrics.rangeParts.inc({ source });
     setHeaders(ctx, 206, { ...blobHeaders(d), 'content-range': formatContentRange(r, size!), 'content-length': r.end - r.start + 1 });
-    if (sendRange) return sendRange(r.start, r.end, count);
+    if (sendBody) return sendBody(r.start, r.end, count);
     return stream(await open(r.start, r.end), source !== 'cache');
   }
   const plan = multipartPlan(sel.ranges, size!, OCTET, newBoundary());
@@ -186,9 +186,13 @@ async function serveCached(mirror: Mirror, ctx: RepoContext, d: Digest, handle: 
       }
       return handle.createReadStream({ start, end: Math.min(end, size - 1), highWaterMark: FILE_CHUNK, autoClose: false });
     };
+    const file: ByteSource = {
+      read: async (buf, length, position) => (await handle.read(buf, 0, length, position)).bytesRead,
+      available: async (position) => size - position,
+    };
     const send = async (start: number, end: number, count: (n: number) => void) => {
-      const err = await sendFileRange(handle, start, end, ctx.res, count);
-      if (err && !ctx.res.writableFinished) ctx.log.debug({ err: err.message, digest: d.value }, 'blob transfer ended early');
+      const err = await sendRange(file, start, end, ctx.res, count);
+      if (err) ctx.log.debug({ err: err.message, digest: d.value }, 'blob transfer ended early');
     };
     await answer(mirror, ctx, d, size, sel, open, 'cache', send);
   } finally {
@@ -224,11 +228,24 @@ async function serveFromFill(mirror: Mirror, ctx: RepoContext, d: Digest): Promi
   mirror.metrics.misses.inc({ kind: 'blob' });
   await fill.ready;
   const sel: Selection = fill.size === undefined ? { kind: 'whole' } : selectRanges(ctx.req.headers.range, one(ctx.req.headers['if-range']), `"${d.value}"`, fill.size, mirror.config.range.maxRanges);
-  const open: Opener = (start, end) =>
-    new FillReader(fill as BlobFill, start, end, (n) => {
-      if (joined) mirror.metrics.fillJoinerBytes.inc(n);
-    });
-  await answer(mirror, ctx, d, fill.size, sel, open, 'fill');
+  const joinerBytes = (n: number) => {
+    if (joined) mirror.metrics.fillJoinerBytes.inc(n);
+  };
+  const open: Opener = (start, end) => new FillReader(fill as BlobFill, start, end, joinerBytes);
+  const send = async (start: number, end: number, count: (n: number) => void) => {
+    ctx.res.flushHeaders(); // joiners get their headers at once, whatever has arrived yet
+    fill.attach();
+    try {
+      const err = await sendRange(fill, start, end, ctx.res, (n) => {
+        count(n);
+        joinerBytes(n);
+      });
+      if (err) ctx.log.warn({ err: err.message, digest: d.value }, 'blob transfer aborted');
+    } finally {
+      fill.detach();
+    }
+  };
+  await answer(mirror, ctx, d, fill.size, sel, open, 'fill', send);
 }
 
 /** A range request for a blob that is neither cached nor being filled: straight from the upstream. */
