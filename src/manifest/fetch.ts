@@ -77,7 +77,7 @@ export async function storeVerified(mirror: Mirror, d: Digest, mediaType: string
  * `hit` tells whether the upstream was needed.
  */
 export async function manifestByDigest(mirror: Mirror, upstream: Upstream, repository: string, d: Digest): Promise<{ manifest: StoredManifest; hit: boolean }> {
-  const cached = await mirror.manifests.get(d);
+  const cached = mirror.manifests.peek(d) ?? (await mirror.manifests.get(d));
   if (cached) return { manifest: cached, hit: true };
   const manifest = await mirror.manifestFlights.run(
     d.value,

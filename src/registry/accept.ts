@@ -14,14 +14,29 @@ export const MANIFEST_TYPES = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANI
 
 /** A client's accepted manifest types. `any` when it sent no Accept or a wildcard. */
 export interface AcceptSet {
-  types: string[];
-  any: boolean;
+  readonly types: readonly string[];
+  readonly any: boolean;
   /** Canonical key: the sorted types, plus `*` for a wildcard. */
-  key: string;
+  readonly key: string;
 }
+
+/** Parsed Accept sets by their raw header: clients send the same few Accept values over and over. */
+const memo = new Map<string, AcceptSet>();
+const MEMO_MAX = 512;
 
 /** Merges Accept header lines into an {@link AcceptSet}. */
 export function parseAccept(header: string | string[] | undefined): AcceptSet {
+  if (typeof header !== 'string' || header.length > 4096) return parseAcceptUncached(header);
+  let set = memo.get(header);
+  if (!set) {
+    set = parseAcceptUncached(header);
+    if (memo.size >= MEMO_MAX) memo.clear();
+    memo.set(header, set);
+  }
+  return set;
+}
+
+function parseAcceptUncached(header: string | string[] | undefined): AcceptSet {
   const lines = header === undefined ? [] : Array.isArray(header) ? header : [header];
   const types = new Set<string>();
   let any = lines.length === 0;

@@ -26,6 +26,25 @@ function requestId(req: IncomingMessage): string {
 }
 const NO_QUERY = new URLSearchParams();
 
+const TRACK = Symbol('regmirror.request');
+type TrackedResponse = ServerResponse & { [TRACK]?: { mirror: Mirror; ctx: RequestContext; started: number } };
+
+/** Counts and logs a finished (or aborted) response. A module-level listener: no closure per request. */
+function onResponseClose(this: TrackedResponse): void {
+  const t = this[TRACK];
+  if (!t) return;
+  this[TRACK] = undefined;
+  const { mirror, ctx, started } = t;
+  const ms = performance.now() - started;
+  const status = this.statusCode;
+  mirror.metrics.requests.inc({ kind: ctx.kind, method: ctx.req.method ?? '-', status: String(status) });
+  mirror.metrics.requestDuration.observe({ kind: ctx.kind, cache: ctx.cache }, ms / 1000);
+  if ((ctx.kind !== 'other' || status >= 400) && mirror.log.isLevelEnabled('info')) {
+    const path = ctx.req.url ?? '/';
+    ctx.log.info({ method: ctx.req.method, path: path.slice(0, 512), status, ms: Math.round(ms * 100) / 100, bytes: ctx.bytes, cache: ctx.cache, aborted: !this.writableFinished || undefined }, 'request');
+  }
+}
+
 /** Answers one HTTP request. Never throws. */
 export async function handleRequest(mirror: Mirror, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now();
@@ -49,15 +68,8 @@ export async function handleRequest(mirror: Mirror, req: IncomingMessage, res: S
   };
   res.setHeader('x-request-id', id);
   res.setHeader('docker-distribution-api-version', 'registry/2.0');
-  res.on('close', () => {
-    const ms = performance.now() - started;
-    const status = res.statusCode;
-    mirror.metrics.requests.inc({ kind: ctx.kind, method: req.method ?? '-', status: String(status) });
-    mirror.metrics.requestDuration.observe({ kind: ctx.kind, cache: ctx.cache }, ms / 1000);
-    if ((ctx.kind !== 'other' || status >= 400) && mirror.log.isLevelEnabled('info')) {
-      ctx.log.info({ method: req.method, path: rawUrl.slice(0, 512), status, ms: Math.round(ms * 100) / 100, bytes: ctx.bytes, cache: ctx.cache, aborted: !res.writableFinished || undefined }, 'request');
-    }
-  });
+  (res as TrackedResponse)[TRACK] = { mirror, ctx, started };
+  res.on('close', onResponseClose);
   try {
     if (path === '/metrics' && req.method === 'GET') {
       ctx.kind = 'other';

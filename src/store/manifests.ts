@@ -27,6 +27,11 @@ export class ManifestStore {
     });
   }
 
+  /** A manifest held in memory (no disk access). */
+  peek(d: Digest): StoredManifest | undefined {
+    return this.memory.get(d.value);
+  }
+
   /** A cached manifest, from memory or disk; undefined when not cached. */
   async get(d: Digest): Promise<StoredManifest | undefined> {
     const hit = this.memory.get(d.value);
