@@ -6,6 +6,7 @@
  * A server made of several processes (nginx master + workers) is the sum over its pids.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 
 /** Clock ticks per second of `/proc/PID/stat` times (`getconf CLK_TCK`; 100 on Linux). */
 const CLK_TCK = 100;
@@ -158,4 +159,28 @@ export class MemSampler {
     this.#phasePeak = Math.max(this.#phasePeak, m.rssKiB);
     this.#peak.hwmKiB = m.hwmKiB;
   }
+}
+
+/**
+ * Raises the scheduling priority (nice `niceness`, default -10) of every thread of `pid`. Used for
+ * the harness itself (the throttling relay runs on its event loop) and the upstream registry: they
+ * stand for a remote registry and its link, and should not lose the CPU to the servers under test
+ * and the load generator on a small machine. Needs root; returns false when it could not.
+ */
+export function boostPriority(pid: number, niceness = -10): boolean {
+  let ok = true;
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return false;
+  }
+  for (const tid of tids) {
+    try {
+      setPriority(Number(tid), niceness);
+    } catch {
+      ok = false;
+    }
+  }
+  return ok;
 }

@@ -12,7 +12,7 @@ import { cleanupAll, tmpDir } from '../test/harness/proc.js';
 import { startRegistry } from '../test/harness/registry.js';
 import { startRelay } from '../test/harness/relay.js';
 import { writeWrkScript } from './load.js';
-import { machineBusyPct } from './procstat.js';
+import { boostPriority, machineBusyPct } from './procstat.js';
 import { checkTargets, renderMarkdown } from './report.js';
 import { seedBlobs, seedWarm } from './seed.js';
 import {
@@ -203,6 +203,9 @@ async function main(cli: Cli): Promise<BenchResults> {
   const work = await tmpDir('bench-');
   const upstream = await startRegistry({ name: 'upstream' });
   const relay = await startRelay({ target: upstream.url, bytesPerSecond: params.throttleBytesPerSec, name: 'throttle' });
+  if (!(boostPriority(process.pid) && boostPriority(upstream.proc.pid))) {
+    notes.push('Could not raise the priority of the harness (relay) and the upstream (not root?): on a small machine the throttled upstream may lose the CPU to the servers under test.');
+  }
   const proxyKinds: ServerId[] = ['regmirror', 'distribution-proxy', ...(hasNginx ? (['nginx-cache'] as const) : [])];
   const coldRepo = 'bench/cold';
   const coldCount = only.has('w4') ? params.rounds * proxyKinds.length * 2 : 0;

@@ -81,6 +81,8 @@ export interface UpstreamCount {
   heads: number;
   /** Body bytes the upstream sent for this blob. */
   bytes: number;
+  /** Longest upstream GET of this blob (request to end of body), s. */
+  getS: number;
 }
 
 /** One round of workload 4 for one server. */
@@ -98,6 +100,8 @@ export interface ColdRow {
   upstreamBytes: number;
   oneClientS: number;
   fanOutS: number;
+  /** Longest upstream GET during the fan-out (the fill's transfer), s. */
+  fanOutUpstreamS: number;
   /** fanOutS / oneClientS. */
   ratio: number;
   /** Clients that got the whole blob with status 200 (minimum over rounds). */

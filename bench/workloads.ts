@@ -68,10 +68,12 @@ export async function settleRelay(relay: Relay, quietMs = 750, timeoutMs = 180_0
 export function upstreamCount(relay: Relay, digest: string): UpstreamCount {
   const hex = digest.slice('sha256:'.length);
   const recs = relay.stats().log.filter((r) => r.path.includes(hex));
+  const gets = recs.filter((r) => r.method === 'GET');
   return {
-    gets: recs.filter((r) => r.method === 'GET').length,
+    gets: gets.length,
     heads: recs.filter((r) => r.method === 'HEAD').length,
     bytes: recs.reduce((n, r) => n + r.bytes, 0),
+    getS: Math.max(0, ...gets.map((r) => r.durationMs)) / 1000,
   };
 }
 
@@ -269,7 +271,7 @@ export async function coldFanOut(ctx: WorkloadContext, blobs: BlobFile[], repo: 
       };
       ctx.log(
         `w4: round ${round + 1} ${s.id}: 1 client ${r.single.wallS.toFixed(2)} s (${up1.gets} GET, ${(up1.bytes / MiB).toFixed(0)} MiB up); ` +
-          `${params.fanOutClients} clients ${r.fan.wallS.toFixed(2)} s (${upN.gets} GET, ${upN.heads} HEAD, ${(upN.bytes / MiB).toFixed(0)} MiB up, ${ok} ok)`,
+          `${params.fanOutClients} clients ${r.fan.wallS.toFixed(2)} s (longest upstream GET ${upN.getS.toFixed(2)} s; ${upN.gets} GET, ${upN.heads} HEAD, ${(upN.bytes / MiB).toFixed(0)} MiB up, ${ok} ok)`,
       );
       if (!singleOk) ctx.note(`${SERVER_LABEL[s.id]}: the single cold client got status ${c1?.status ?? 0} / ${c1?.digest ?? 'no body'} in round ${round + 1}`);
       rounds.set(s.id, [...(rounds.get(s.id) ?? []), r]);
@@ -287,6 +289,7 @@ export async function coldFanOut(ctx: WorkloadContext, blobs: BlobFile[], repo: 
       upstreamBytes: median(rs.map((r) => r.fan.bytes)),
       oneClientS,
       fanOutS,
+      fanOutUpstreamS: median(rs.map((r) => r.fan.getS)),
       ratio: median(rs.map((r) => r.fan.wallS / r.single.wallS)),
       clientsOk: Math.min(...rs.map((r) => r.fan.ok)),
       rounds: rs,
