@@ -38,6 +38,7 @@ const USAGE = `npm run bench [-- options]
   --rounds N          rounds per figure (default 3, quick 1)
   --duration S        seconds per wrk measurement (default 3, quick 1)
   --nginx-workers N   worker_processes of both nginx peers (default 1)
+  --wait-idle         first wait (up to 5 minutes) until other work uses < 10 % of the machine
   --profile           run regmirror with --cpu-prof; profiles go to bench/results/profiles/
   --no-write          print the report without writing bench/results/
   -h, --help
@@ -52,6 +53,8 @@ interface Cli {
   partial: boolean;
   profile: boolean;
   write: boolean;
+  /** Seconds to wait for an idle machine before starting (0: do not wait). */
+  waitIdleSec: number;
 }
 
 function parseCli(argv: string[]): Cli | undefined {
@@ -65,6 +68,7 @@ function parseCli(argv: string[]): Cli | undefined {
       duration: { type: 'string' },
       'nginx-workers': { type: 'string' },
       profile: { type: 'boolean' },
+      'wait-idle': { type: 'boolean' },
       'no-write': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -101,7 +105,14 @@ function parseCli(argv: string[]): Cli | undefined {
     rangeSize: 4 * KiB,
     nginxWorkers: int(values['nginx-workers'], 1, '--nginx-workers'),
   };
-  return { params, only, partial: values.only !== undefined, profile: values.profile === true, write: values['no-write'] !== true };
+  return {
+    params,
+    only,
+    partial: values.only !== undefined,
+    profile: values.profile === true,
+    write: values['no-write'] !== true,
+    waitIdleSec: values['wait-idle'] === true ? 300 : 0,
+  };
 }
 
 function firstLine(cmd: string, args: string[]): string {
@@ -197,6 +208,18 @@ async function main(cli: Cli): Promise<BenchResults> {
     notes,
     timings,
   };
+  if (cli.waitIdleSec > 0) {
+    const until = performance.now() + cli.waitIdleSec * 1000;
+    for (;;) {
+      const busy = await machineBusyPct(2000);
+      if (busy < 10) break;
+      if (performance.now() > until) {
+        log(`the machine is still ${busy.toFixed(0)} % busy after ${cli.waitIdleSec} s; starting anyway`);
+        break;
+      }
+      log(`waiting for an idle machine (${busy.toFixed(0)} % busy)`);
+    }
+  }
   machine.busyStartPct = await machineBusyPct();
   log(`${params.mode} run: ${machine.cores} cores, ${machine.model}; ${machine.busyStartPct.toFixed(0)} % of the machine busy with other work`);
 
