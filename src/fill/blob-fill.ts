@@ -188,14 +188,16 @@ export class BlobFill extends EventEmitter {
   }
 
   /**
-   * Bytes readable from `position` now (see {@link readable}), waiting for progress when there are none;
-   * 0 once the fill is done and `position` is at its end. Rejects when the fill failed. Only while attached.
+   * Bytes readable from `position` now (see {@link readable}), waiting for progress until there are at
+   * least `want` (or the fill is done); 0 once the fill is done and `position` is at its end. Rejects when
+   * the fill failed. Only while attached.
    */
-  async available(position: number): Promise<number> {
+  async available(position: number, want = 1): Promise<number> {
     for (;;) {
       if (this.state === 'failed') throw this.error ?? new Error('fill failed');
       const n = this.readable - position;
-      if (n > 0) return n;
+      // Waiting for `want` bytes batches the wake-ups of many readers (fewer, larger reads and writes).
+      if (n >= want || (n > 0 && this.state === 'done')) return n;
       if (this.state === 'done') return 0;
       await new Promise<void>((resolve) => this.once('progress', resolve));
     }

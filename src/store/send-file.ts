@@ -8,6 +8,8 @@ import type { ServerResponse } from 'node:http';
 
 /** Size of each of the two buffers. */
 export const SEND_CHUNK = 1024 * 1024;
+/** Bytes a reader of a growing source waits for before it reads again. */
+const BATCH = 256 * 1024;
 /** Buffers kept for reuse across responses (bounded so idle memory stays small). */
 const POOL_MAX = 16;
 const pool: Buffer[] = [];
@@ -25,10 +27,11 @@ export interface ByteSource {
   /** Reads up to `length` bytes at `position` into `buf`; resolves with the count. */
   read(buf: Buffer, length: number, position: number): Promise<number>;
   /**
-   * Bytes readable from `position` now, waiting until there is at least one; 0 at the end of a source of
-   * unknown size. Rejects when the source failed (a fill that failed verification or lost its upstream).
+   * Bytes readable from `position` now, waiting until there are at least `want` (a growing source) or
+   * the source is complete; 0 at the end of a source of unknown size. Rejects when the source failed
+   * (a fill that failed verification or lost its upstream).
    */
-  available(position: number): Promise<number>;
+  available(position: number, want: number): Promise<number>;
 }
 
 /**
@@ -56,7 +59,7 @@ export async function sendRange(src: ByteSource, start: number, end: number, res
       wake = undefined;
     });
   const readAt = async (pos: number): Promise<Buffer | undefined> => {
-    const avail = await src.available(pos);
+    const avail = await src.available(pos, Math.min(BATCH, end - pos + 1));
     if (avail <= 0) return undefined;
     which ^= 1;
     const buf = bufs[which]!;
