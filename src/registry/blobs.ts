@@ -224,28 +224,29 @@ export function blobSource(upstream: Upstream, repository: string, d: Digest): F
 
 async function serveFromFill(mirror: Mirror, ctx: RepoContext, d: Digest): Promise<void> {
   const { fill, joined } = mirror.fills.obtain(d, blobSource(ctx.upstream, ctx.repository, d));
-  ctx.cache = joined ? 'joined' : 'miss';
-  mirror.metrics.misses.inc({ kind: 'blob' });
-  await fill.ready;
-  const sel: Selection = fill.size === undefined ? { kind: 'whole' } : selectRanges(ctx.req.headers.range, one(ctx.req.headers['if-range']), `"${d.value}"`, fill.size, mirror.config.range.maxRanges);
-  const joinerBytes = (n: number) => {
-    if (joined) mirror.metrics.fillJoinerBytes.inc(n);
-  };
-  const open: Opener = (start, end) => new FillReader(fill as BlobFill, start, end, joinerBytes);
-  const send = async (start: number, end: number, count: (n: number) => void) => {
-    ctx.res.flushHeaders(); // joiners get their headers at once, whatever has arrived yet
-    fill.attach();
-    try {
+  // Attach in the same tick as the join, so the fill's file stays open for this request whatever happens next.
+  fill.attach();
+  try {
+    ctx.cache = joined ? 'joined' : 'miss';
+    mirror.metrics.misses.inc({ kind: 'blob' });
+    await fill.ready;
+    const sel: Selection = fill.size === undefined ? { kind: 'whole' } : selectRanges(ctx.req.headers.range, one(ctx.req.headers['if-range']), `"${d.value}"`, fill.size, mirror.config.range.maxRanges);
+    const joinerBytes = (n: number) => {
+      if (joined) mirror.metrics.fillJoinerBytes.inc(n);
+    };
+    const open: Opener = (start, end) => new FillReader(fill as BlobFill, start, end, joinerBytes);
+    const send = async (start: number, end: number, count: (n: number) => void) => {
+      ctx.res.flushHeaders(); // joiners get their headers at once, whatever has arrived yet
       const err = await sendRange(fill, start, end, ctx.res, (n) => {
         count(n);
         joinerBytes(n);
       });
       if (err) ctx.log.warn({ err: err.message, digest: d.value }, 'blob transfer aborted');
-    } finally {
-      fill.detach();
-    }
-  };
-  await answer(mirror, ctx, d, fill.size, sel, open, 'fill', send);
+    };
+    await answer(mirror, ctx, d, fill.size, sel, open, 'fill', send);
+  } finally {
+    fill.detach();
+  }
 }
 
 /** A range request for a blob that is neither cached nor being filled: straight from the upstream. */
