@@ -35,6 +35,9 @@ async function main(argv: string[]): Promise<number> {
     layers.push(env, cmd.input);
     const config = buildConfig(...layers);
     mirror = await Mirror.create(config);
+    const log = mirror.log;
+    // A stray rejection is a bug to log, not a reason to drop every transfer in flight.
+    process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled rejection'));
     await mirror.listen();
   } catch (err) {
     process.stderr.write(`regmirror: ${(err as Error).message}\n`);
