@@ -135,20 +135,21 @@ function writeBlob(layoutDir: string, data: Buffer, mediaType: string): BlobInfo
   return { digest, size: data.length, mediaType, path };
 }
 
-function tarHeader(name: string, size: number): Buffer {
+/** A ustar header for a regular file (`type` 0) or a directory (`type` 5). */
+export function tarHeader(name: string, size: number, type: '0' | '5' = '0'): Buffer {
   const h = Buffer.alloc(512);
   const put = (s: string, off: number, len: number): void => {
     h.write(s, off, Math.min(len, Buffer.byteLength(s)), 'ascii');
   };
   const octal = (n: number, len: number): string => n.toString(8).padStart(len - 1, '0') + '\0';
   put(name, 0, 100);
-  put(octal(0o644, 8), 100, 8);
+  put(octal(type === '5' ? 0o755 : 0o644, 8), 100, 8);
   put(octal(0, 8), 108, 8);
   put(octal(0, 8), 116, 8);
   put(octal(size, 12), 124, 12);
   put(octal(1_700_000_000, 12), 136, 12);
   h.fill(' ', 148, 156);
-  put('0', 156, 1);
+  put(type, 156, 1);
   put('ustar\0', 257, 6);
   put('00', 263, 2);
   let sum = 0;

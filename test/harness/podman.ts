@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCb, gzip as gzipCb } from 'node:zlib';
 import { run, tmpDir, type RunOutcome } from './proc.js';
-import { blobPath, MediaType, sha256, type BlobInfo, type GeneratedImage } from './oci.js';
+import { blobPath, MediaType, sha256, tarHeader, type BlobInfo, type GeneratedImage } from './oci.js';
 
 const gzip = promisify(gzipCb);
 const gunzip = promisify(gunzipCb);
@@ -178,27 +178,6 @@ export async function expectedFiles(img: { layers: BlobInfo[] }): Promise<Map<st
   return files;
 }
 
-function tarHeader(name: string, size: number, type: '0' | '5'): Buffer {
-  const h = Buffer.alloc(512);
-  const put = (s: string, off: number, len: number): void => {
-    h.write(s, off, Math.min(len, Buffer.byteLength(s)), 'ascii');
-  };
-  const octal = (n: number, len: number): string => n.toString(8).padStart(len - 1, '0') + '\0';
-  put(name, 0, 100);
-  put(octal(type === '5' ? 0o755 : 0o644, 8), 100, 8);
-  put(octal(0, 8), 108, 8);
-  put(octal(0, 8), 116, 8);
-  put(octal(size, 12), 124, 12);
-  put(octal(1_700_000_000, 12), 136, 12);
-  h.fill(' ', 148, 156);
-  put(type, 156, 1);
-  put('ustar\0', 257, 6);
-  put('00', 263, 2);
-  let sum = 0;
-  for (const b of h) sum += b;
-  put(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8);
-  return h;
-}
 
 /** A tar of one directory `dir/` followed by `files` (names relative to `dir`). */
 function treeTar(dir: string, files: Buffer[]): Buffer {

@@ -595,3 +595,12 @@ export function requireCommands(...commands: string[]): void {
     );
   }
 }
+
+/** Listens on 127.0.0.1 with an ephemeral port; resolves with the port. */
+export async function listenLoopback(server: import('node:net').Server): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return (server.address() as import('node:net').AddressInfo).port;
+}

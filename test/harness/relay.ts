@@ -6,8 +6,8 @@
  * host) stay valid; `Location` headers are not rewritten.
  */
 import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { delay, registerCleanup } from './proc.js';
+import type { Socket } from 'node:net';
+import { delay, listenLoopback, registerCleanup } from './proc.js';
 
 /**
  * Fault modes. `pass`: relay faithfully. `corrupt`: XOR the first byte of every upstream chunk of
@@ -346,11 +346,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     res.end();
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenLoopback(server);
   const close = async (): Promise<void> => {
     if (!server.listening) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -13,8 +13,7 @@ import { createHash, createPrivateKey, createPublicKey, createSign, randomUUID, 
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { registerCleanup, run, tmpDir } from './proc.js';
+import { listenLoopback, registerCleanup, run, tmpDir } from './proc.js';
 import type { TokenAuthConfig } from './registry.js';
 
 /** Options for {@link startTokenServer}. */
@@ -241,11 +240,7 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
       else res.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenLoopback(server);
   const close = async (): Promise<void> => {
     if (!server.listening) return;
     server.closeAllConnections();
