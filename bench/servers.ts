@@ -74,8 +74,8 @@ function probe(url: string): Promise<number> {
 }
 
 /**
- * Polls `GET <url>/v2/` until it gets an HTTP answer. Throws with the process's log tail if the
- * process exits first or `timeoutMs` passes.
+ * Polls `GET <url>/v2/` until it gets an HTTP answer. If the process exits first or `timeoutMs`
+ * passes, stops the process and throws with its log tail.
  */
 export async function waitReady(url: string, proc: Proc, timeoutMs = 15_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
@@ -84,6 +84,7 @@ export async function waitReady(url: string, proc: Proc, timeoutMs = 15_000): Pr
     if ((await probe(`${url}/v2/`)) !== 0) return;
     await delay(50);
   }
+  await proc.stop({ graceMs: 1000 });
   throw new Error(`${proc.name} did not answer ${url}/v2/ within ${timeoutMs} ms\n${proc.tail(20)}`);
 }
 
@@ -147,12 +148,7 @@ export async function startRegmirror(opts: RegmirrorOptions): Promise<BenchServe
       ],
       { name, logDir: dir, cwd: dir },
     );
-    try {
-      await waitReady(url, proc);
-    } catch (err) {
-      await proc.stop({ graceMs: 1000 });
-      throw err;
-    }
+    await waitReady(url, proc);
     return { ...asServer('regmirror', url, proc), eventLoopPid: proc.pid };
   });
 }
@@ -176,12 +172,7 @@ export async function startDistributionProxy(remoteUrl: string, name = 'distribu
     writeFileSync(conf, JSON.stringify(config, null, 2));
     const proc = await spawnProc('docker-registry', ['serve', conf], { name, logDir: dir });
     const url = `http://127.0.0.1:${port}`;
-    try {
-      await waitReady(url, proc);
-    } catch (err) {
-      await proc.stop({ graceMs: 1000 });
-      throw err;
-    }
+    await waitReady(url, proc);
     return asServer('distribution-proxy', url, proc);
   });
 }
@@ -197,12 +188,7 @@ async function startNginx(id: ServerId, name: string, config: (prefix: string, p
     writeFileSync(conf, config(prefix, port));
     const proc = await spawnProc(bin, ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log'), '-g', 'daemon off;'], { name, logDir: prefix });
     const url = `http://127.0.0.1:${port}`;
-    try {
-      await waitReady(url, proc);
-    } catch (err) {
-      await proc.stop({ graceMs: 1000 });
-      throw err;
-    }
+    await waitReady(url, proc);
     // Workers of this master, looked up again at most once a second.
     let cached: number[] = [];
     let at = 0;
