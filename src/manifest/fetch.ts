@@ -6,7 +6,7 @@ import { RegistryError } from '../registry/errors.js';
 import { parseDigest, type Digest } from '../registry/grammar.js';
 import { digestOf } from '../store/digest.js';
 import type { StoredManifest } from '../store/manifests.js';
-import type { Upstream, UpstreamResponse } from '../upstream/client.js';
+import { contentLength, type Upstream, type UpstreamResponse } from '../upstream/client.js';
 import { MANIFEST_TYPES } from '../registry/accept.js';
 import type { Mirror } from '../mirror.js';
 
@@ -15,12 +15,12 @@ const DIGEST_ACCEPT = [...MANIFEST_TYPES, '*/*'].join(', ');
 
 /** Reads a manifest body, refusing more than `max` bytes. */
 export async function readManifestBody(res: UpstreamResponse, max: number, mirror: Mirror, upstream: Upstream): Promise<Buffer> {
-  const declared = Number(res.headers['content-length']);
+  const declared = contentLength(res);
   const tooLarge = () => {
     mirror.metrics.verifyFailures.inc({ kind: 'manifest', reason: 'oversize' });
     return new RegistryError('UNAVAILABLE', { upstream: upstream.namespace, reason: `manifest larger than ${max} bytes` }, { message: 'the upstream manifest is too large' });
   };
-  if (Number.isFinite(declared) && declared > max) {
+  if (declared !== undefined && declared > max) {
     res.body.destroy();
     throw tooLarge();
   }
@@ -40,7 +40,7 @@ export async function readManifestBody(res: UpstreamResponse, max: number, mirro
     throw new RegistryError('UNAVAILABLE', { upstream: upstream.namespace, reason: 'manifest body failed' }, { cause: err });
   }
   const bytes = Buffer.concat(chunks, size);
-  if (Number.isFinite(declared) && declared !== size) {
+  if (declared !== undefined && declared !== size) {
     mirror.metrics.verifyFailures.inc({ kind: 'manifest', reason: 'short-body' });
     throw new RegistryError('UNAVAILABLE', { upstream: upstream.namespace, reason: 'manifest body shorter than announced' });
   }

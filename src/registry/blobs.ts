@@ -17,7 +17,7 @@ import { checkDigest, type Digest } from './grammar.js';
 import { sendStream } from './respond.js';
 import { FillReader } from '../fill/reader.js';
 import type { BlobFill, FillSource } from '../fill/blob-fill.js';
-import type { Upstream } from '../upstream/client.js';
+import { contentLength, type Upstream } from '../upstream/client.js';
 import { fetchUpstreamRange } from '../upstream/blob-range.js';
 import { formatContentRange, parseRangeSpecs, type ByteRange } from '../range/parse.js';
 import { multipartPlan, newBoundary, writeMultipart, type PartSource } from '../range/multipart.js';
@@ -95,12 +95,17 @@ async function headBlob(mirror: Mirror, ctx: RepoContext, d: Digest): Promise<vo
   }
   ctx.cache = 'miss';
   mirror.metrics.misses.inc({ kind: 'blob' });
+  const len = await upstreamBlobSize(ctx, d);
+  setHeaders(ctx, 200, { ...blobHeaders(d), ...(len !== undefined ? { 'content-length': len } : {}) });
+  ctx.res.end();
+}
+
+/** The blob's size from an upstream HEAD (no body moves); undefined when it sent no usable length. */
+async function upstreamBlobSize(ctx: RepoContext, d: Digest): Promise<number | undefined> {
   const res = await ctx.upstream.request({ kind: 'blob-head', method: 'HEAD', repository: ctx.repository, path: `/v2/${ctx.repository}/blobs/${d.value}` });
   if (res.status !== 200) throw await ctx.upstream.error(res, 'blob-head');
   await res.body.dump();
-  const len = Number(res.headers['content-length']);
-  setHeaders(ctx, 200, { ...blobHeaders(d), ...(Number.isSafeInteger(len) && len >= 0 ? { 'content-length': len } : {}) });
-  ctx.res.end();
+  return contentLength(res);
 }
 
 /**
@@ -212,9 +217,8 @@ export function blobSource(upstream: Upstream, repository: string, d: Digest): F
   return async (signal) => {
     const res = await upstream.request({ kind: 'blob', method: 'GET', repository, path: `/v2/${repository}/blobs/${d.value}`, signal });
     if (res.status !== 200) throw await upstream.error(res, 'blob');
-    const len = Number(res.headers['content-length']);
     return {
-      size: res.headers['content-length'] !== undefined && Number.isSafeInteger(len) && len >= 0 ? len : undefined,
+      size: contentLength(res),
       upstream: upstream.namespace,
       chunks: res.body,
       destroy: (err?: Error) => res.body.destroy(err),
@@ -282,11 +286,8 @@ async function serveRangeMiss(mirror: Mirror, ctx: RepoContext, d: Digest, range
     return;
   }
   // Several ranges: the size decides suffixes and clamping, so ask for it first (a HEAD moves no body).
-  const head = await ctx.upstream.request({ kind: 'blob-head', method: 'HEAD', repository: ctx.repository, path: `/v2/${ctx.repository}/blobs/${d.value}` });
-  if (head.status !== 200) throw await ctx.upstream.error(head, 'blob-head');
-  await head.body.dump();
-  const size = Number(head.headers['content-length']);
-  if (!Number.isSafeInteger(size)) return serveFromFill(mirror, ctx, d);
+  const size = await upstreamBlobSize(ctx, d);
+  if (size === undefined) return serveFromFill(mirror, ctx, d);
   const sel = selectRanges(range, undefined, `"${d.value}"`, size, mirror.config.range.maxRanges);
   if (sel.kind === 'whole') return serveFromFill(mirror, ctx, d);
   if (sel.kind === 'single') return answer(mirror, ctx, d, size, sel, (s, e) => fetchExact(s, e, abort.signal), 'upstream');

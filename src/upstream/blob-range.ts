@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { RegistryError } from '../registry/errors.js';
 import type { Digest } from '../registry/grammar.js';
 import { parseContentRange, parseRangeSpecs, resolveRanges, unsatisfiedContentRange, type ByteRange } from '../range/parse.js';
-import type { Upstream, UpstreamResponse } from './client.js';
+import { contentLength, type Upstream, type UpstreamResponse } from './client.js';
 
 /** A range answer from the upstream, reduced to what was asked. */
 export interface UpstreamRange {
@@ -85,8 +85,8 @@ export async function fetchUpstreamRange(upstream: Upstream, repository: string,
     }
     return { range: want, size, body: slice(res, want.start - cr.start, want.end - want.start + 1, onBytes) };
   }
-  const len = Number(res.headers['content-length']);
-  if (!Number.isSafeInteger(len)) {
+  const len = contentLength(res);
+  if (len === undefined) {
     res.body.destroy();
     throw new RegistryError('UNAVAILABLE', { upstream: upstream.namespace, reason: 'upstream ignored Range and sent no Content-Length' });
   }

@@ -66,6 +66,14 @@ function header(h: IncomingHttpHeaders, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** An answer's Content-Length when it sent a valid one. */
+export function contentLength(res: UpstreamResponse): number | undefined {
+  const raw = res.headers['content-length'];
+  if (raw === undefined || !/^\d{1,16}$/.test(raw)) return undefined;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
 export class Upstream {
   readonly namespace: string;
   private readonly base: URL;
