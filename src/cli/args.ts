@@ -6,6 +6,9 @@ export const USAGE = `regmirror — a pull-through caching mirror for OCI/Docker
 
 Usage:
   regmirror serve [options]
+  regmirror warm [--mirror URL] IMAGE...      pre-pull images into a mirror (regmirror warm --help)
+  regmirror cache du|ls|rm|gc [options]       inspect and prune the cache (regmirror cache --help)
+  regmirror containerd-hosts --mirror URL     write containerd hosts.toml files (--help)
   regmirror --help | --version
 
 Options (flags override REGMIRROR_* environment variables, which override the config file):

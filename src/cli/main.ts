@@ -10,7 +10,22 @@ function version(): string {
   return pkg.version;
 }
 
+/**
+ * Subcommands other than `serve`, each in its own module exporting `run(argv): Promise<number>`
+ * (loaded on demand, so `serve` pays nothing for them).
+ */
+const SUBCOMMANDS: Record<string, string> = {
+  warm: './warm.js',
+  cache: './cache.js',
+  'containerd-hosts': './containerd-hosts.js',
+};
+
 async function main(argv: string[]): Promise<number> {
+  const sub = argv[0] !== undefined ? SUBCOMMANDS[argv[0]] : undefined;
+  if (sub) {
+    const mod = (await import(sub)) as { run: (argv: string[]) => Promise<number> };
+    return mod.run(argv.slice(1));
+  }
   let cmd;
   try {
     cmd = parseCommand(argv);
