@@ -1,25 +1,14 @@
 /**
- * A mirror: the configuration and the parts every request uses (upstreams, stores, fills, metrics,
- * logger), and the HTTP server that answers the registry API on them.
+ * A mirror's lifecycle: build its parts (wire.ts), prepare the data directory, listen, close.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { LRUCache } from 'lru-cache';
-import type { Agent } from 'undici';
 import type { MirrorConfig } from './config/types.js';
 import { createLogger, type Logger } from './log.js';
-import { Metrics } from './metrics.js';
-import { Layout } from './store/layout.js';
-import { BlobStore } from './store/blobs.js';
-import { ManifestStore, type StoredManifest } from './store/manifests.js';
-import { MemoryTagStore, type TagStore } from './store/tags.js';
-import { RedisTagStore } from './store/redis-tags.js';
-import { createDispatcher, Upstream } from './upstream/client.js';
-import { Fills } from './fill/fills.js';
-import { Slots } from './fill/slots.js';
-import { SingleFlight } from './fill/flight.js';
-import type { TagAnswer } from './manifest/tags.js';
-import { handleRequest } from './registry/server.js';
+import type { Metrics } from './metrics.js';
+import { RedisTagStore } from './tags/redis-store.js';
+import { requestPipeline } from './http/server.js';
+import { wire, type MirrorParts } from './wire.js';
 
 /** Options beyond the configuration, for embedding and tests. */
 export interface MirrorOptions {
@@ -35,34 +24,16 @@ export const MAX_HEADER_SIZE = 256 * 1024;
 export class Mirror {
   readonly log: Logger;
   readonly metrics: Metrics;
-  readonly layout: Layout;
-  readonly blobs: BlobStore;
-  readonly manifests: ManifestStore;
-  readonly tags: TagStore;
-  readonly upstreams = new Map<string, Upstream>();
-  readonly fills: Fills;
-  readonly manifestFlights = new SingleFlight<StoredManifest>();
-  readonly tagFlights = new SingleFlight<TagAnswer>();
-  /** Tag keys whose last revalidation failed, with the reason: answered stale without asking again for a short while. */
-  readonly outages = new LRUCache<string, string>({ max: 10_000, ttlAutopurge: false });
+  readonly parts: MirrorParts;
   readonly server: Server;
-  private readonly dispatcher: Agent;
 
   private constructor(readonly config: MirrorConfig, opts: MirrorOptions) {
     this.log = opts.logger ?? createLogger(config.logLevel);
-    this.metrics = new Metrics({ defaultMetrics: opts.processMetrics ?? true });
-    this.layout = new Layout(config.dataDir);
-    this.blobs = new BlobStore(this.layout, config.blobMemoryBytes, config.blobMemoryItemBytes);
-    this.manifests = new ManifestStore(this.layout, config.manifestMemoryBytes);
-    this.tags = config.redisUrl ? new RedisTagStore(config.redisUrl, this.log) : new MemoryTagStore();
-    this.dispatcher = createDispatcher(config.upstreamTimeouts);
-    for (const u of config.upstreams) {
-      this.upstreams.set(u.namespace, new Upstream(u, { dispatcher: this.dispatcher, timeouts: config.upstreamTimeouts, metrics: this.metrics, log: this.log }));
-    }
-    const slots = new Slots(config.fill.maxConcurrent, config.fill.queueTimeoutMs, (n) => this.metrics.fillQueueWaiting.set(n));
-    this.fills = new Fills({ store: this.blobs, metrics: this.metrics, log: this.log, acquireSlot: () => slots.acquire(), abortWhenOrphaned: config.fill.abortWhenOrphaned });
+    this.parts = wire(config, this.log, { processMetrics: opts.processMetrics ?? true });
+    this.metrics = this.parts.metrics;
+    const handle = requestPipeline(this.parts.pipeline);
     this.server = createServer({ maxHeaderSize: MAX_HEADER_SIZE, keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
-      void handleRequest(this, req, res);
+      void handle(req, res);
     });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (socket.writable && !socket.destroyed) {
@@ -75,11 +46,12 @@ export class Mirror {
   /** Creates a mirror: prepares the data directory (removing temp files left by a crash) and the metadata store. */
   static async create(config: MirrorConfig, opts: MirrorOptions = {}): Promise<Mirror> {
     const m = new Mirror(config, opts);
-    const removed = await m.blobs.init();
+    const removed = await m.parts.blobStore.init();
     if (removed > 0) m.log.info({ removed }, 'removed temp files left by an earlier run');
-    if (m.tags instanceof RedisTagStore) {
+    const tags = m.parts.tagStore;
+    if (tags instanceof RedisTagStore) {
       // Give Redis a moment, but never hold the listener back for long: until it answers, tags are revalidated upstream.
-      await m.tags.ready(1000).then(
+      await tags.ready(1000).then(
         () => m.log.info('redis connected'),
         (err: Error) => m.log.warn({ err: err.message }, 'redis not reachable yet; tags are revalidated upstream until it is'),
       );
@@ -98,7 +70,7 @@ export class Mirror {
     });
     const a = this.server.address() as AddressInfo;
     const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    this.log.info({ address: `${h}:${a.port}`, upstreams: this.config.upstreams.map((u) => `${u.namespace}=${u.url}`), default: this.config.defaultNamespace, dataDir: this.layout.root }, 'regmirror listening');
+    this.log.info({ address: `${h}:${a.port}`, upstreams: this.config.upstreams.map((u) => `${u.namespace}=${u.url}`), default: this.config.defaultNamespace, dataDir: this.parts.layout.root }, 'regmirror listening');
     return { host: a.address, port: a.port, url: `http://${h}:${a.port}` };
   }
 
@@ -109,7 +81,7 @@ export class Mirror {
       this.server.closeIdleConnections();
       setTimeout(() => this.server.closeAllConnections(), 2000).unref();
     });
-    await this.tags.close();
-    await this.dispatcher.close().catch(() => undefined);
+    await this.parts.tagStore.close();
+    await this.parts.dispatcher.close().catch(() => undefined);
   }
 }

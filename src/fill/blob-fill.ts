@@ -1,16 +1,17 @@
 /**
  * One blob fill: the upstream body is hashed and written to a temp file; once the whole body is there
- * and its digest matches, the file is synced and renamed into the store. Readers (see reader.ts) follow
- * the temp file as it grows, each at its own pace, through positional reads on the fill's own file
- * handle (so a rename or unlink of the path never disturbs them). The fill belongs to the mirror, not
- * to any client: it runs to the end whoever is reading, unless configured to stop when orphaned.
+ * and its digest matches, the file is synced and renamed into the store. Readers follow the temp file as
+ * it grows, each at its own pace, through positional reads on the fill's own file handle (so a rename or
+ * unlink of the path never disturbs them): {@link BlobFill.reader} gives each request a body source. The
+ * fill belongs to the mirror, not to any client: it runs to the end whoever is reading, unless configured
+ * to stop when orphaned.
  */
 import { EventEmitter } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
-import { RegistryError } from '../registry/errors.js';
-import type { Digest } from '../registry/grammar.js';
+import { hasherFor, type Digest } from '../oci/digest.js';
+import { DiskError, MirrorError, UpstreamUnavailable, VerificationFailed } from '../oci/errors.js';
+import type { BodySource } from '../body/source.js';
 import type { BlobStore } from '../store/blobs.js';
-import { hasherFor } from '../store/digest.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
 
@@ -25,16 +26,15 @@ export interface FillBody {
   destroy(err?: Error): void;
 }
 
-/** Opens the upstream body; throws a RegistryError when the upstream has no such blob or fails. */
-export type FillSource = (signal: AbortSignal) => Promise<FillBody>;
+/** Opens the upstream body; throws a domain error when the upstream has no such blob or fails. */
+export type FillOrigin = (signal: AbortSignal) => Promise<FillBody>;
 
-/** Why a fill failed, as a metric label. */
-export type FillFailure = 'upstream' | 'digest-mismatch' | 'short-body' | 'long-body' | 'aborted' | 'disk';
-
-class FillError extends Error {
-  constructor(readonly reason: FillFailure, message: string, opts?: { cause?: unknown }) {
-    super(message, opts);
-  }
+/** Why a fill failed, as a metric label: the verification reason, else the error's kind. */
+export function fillFailureLabel(err: unknown): string {
+  if (err instanceof VerificationFailed) return err.verifyReason;
+  if (err instanceof UpstreamUnavailable && err.reason === 'aborted') return 'aborted';
+  if (err instanceof MirrorError) return err.kind === 'not-found' || err.kind.startsWith('upstream-') ? 'upstream' : err.kind;
+  return 'internal';
 }
 
 /** Shared dependencies of fills. */
@@ -71,7 +71,7 @@ export class BlobFill extends EventEmitter {
   private resolveReady!: () => void;
   private rejectReady!: (e: Error) => void;
 
-  constructor(readonly digest: Digest, private readonly source: FillSource, private readonly deps: FillDeps) {
+  constructor(readonly digest: Digest, private readonly origin: FillOrigin, private readonly deps: FillDeps) {
     super();
     this.setMaxListeners(0);
     this.tempPath = deps.store.layout.temp(digest);
@@ -92,13 +92,11 @@ export class BlobFill extends EventEmitter {
     try {
       release = await this.deps.acquireSlot();
       metrics.fillsInFlight.inc();
-      body = await this.source(this.abort.signal).catch((err: unknown) => {
-        throw err instanceof RegistryError ? err : new FillError('upstream', 'upstream request failed', { cause: err });
-      });
+      body = await this.origin(this.abort.signal);
       try {
         this.handle = await open(this.tempPath, 'wx+');
       } catch (err) {
-        throw new FillError('disk', 'cannot create temp file', { cause: err });
+        throw new DiskError('cannot create a temp file for the fill', err);
       }
       this.size = body.size;
       this.state = 'running';
@@ -106,7 +104,7 @@ export class BlobFill extends EventEmitter {
       const hash = hasherFor(this.digest);
       try {
         for await (const chunk of body.chunks) {
-          if (this.size !== undefined && this.written + chunk.length > this.size) throw new FillError('long-body', 'upstream sent more bytes than announced');
+          if (this.size !== undefined && this.written + chunk.length > this.size) throw new VerificationFailed('blob', 'long-body', 'upstream sent more bytes than announced');
           hash.update(chunk);
           await this.writeAll(chunk);
           this.written += chunk.length;
@@ -114,18 +112,18 @@ export class BlobFill extends EventEmitter {
           this.emit('progress');
         }
       } catch (err) {
-        if (err instanceof FillError) throw err;
-        if (this.abort.signal.aborted) throw new FillError('aborted', 'fill aborted: no reader left', { cause: err });
-        throw new FillError('upstream', 'upstream body failed', { cause: err });
+        if (err instanceof MirrorError) throw err;
+        if (this.abort.signal.aborted) throw new UpstreamUnavailable('fill aborted: no reader left', { upstream: body.upstream, reason: 'aborted', cause: err });
+        throw new UpstreamUnavailable('the upstream body failed', { upstream: body.upstream, reason: (err as NodeJS.ErrnoException).code ?? 'body', cause: err });
       }
-      if (this.size !== undefined && this.written !== this.size) throw new FillError('short-body', `upstream body ended after ${this.written} of ${this.size} bytes`);
+      if (this.size !== undefined && this.written !== this.size) throw new VerificationFailed('blob', 'short-body', `upstream body ended after ${this.written} of ${this.size} bytes`);
       const got = hash.digest('hex');
-      if (got !== this.digest.hex) throw new FillError('digest-mismatch', `upstream bytes hash to ${this.digest.algorithm}:${got}, not ${this.digest.value}`);
+      if (got !== this.digest.hex) throw new VerificationFailed('blob', 'digest-mismatch', `upstream bytes hash to ${this.digest.algorithm}:${got}, not ${this.digest.value}`);
       try {
         await this.handle.datasync();
         await store.commit(this.tempPath, this.digest);
       } catch (err) {
-        throw new FillError('disk', 'cannot commit blob', { cause: err });
+        throw new DiskError('cannot commit the blob', err);
       }
       this.size = this.written;
       this.state = 'done';
@@ -140,11 +138,11 @@ export class BlobFill extends EventEmitter {
       await store.discard(this.tempPath);
       this.error = e;
       this.state = 'failed';
-      const reason: FillFailure = e instanceof FillError ? e.reason : 'upstream';
+      const reason = fillFailureLabel(e);
       metrics.fillsFailed.inc({ reason });
-      if (reason === 'digest-mismatch' || reason === 'short-body' || reason === 'long-body') metrics.verifyFailures.inc({ kind: 'blob', reason });
-      const level = e instanceof RegistryError && e.status < 500 ? 'info' : 'warn';
-      log[level]({ digest: this.digest.value, reason, err: e.message, cause: (e.cause as Error | undefined)?.message, written: this.written }, 'blob fill failed; nothing cached');
+      if (e instanceof VerificationFailed) metrics.verifyFailures.inc({ kind: 'blob', reason: e.verifyReason });
+      const level = e instanceof MirrorError && (e.kind === 'not-found' || e.kind === 'upstream-denied') ? 'info' : 'warn';
+      log[level]({ digest: this.digest.value, reason, kind: e instanceof MirrorError ? e.kind : 'internal', err: e.message, cause: (e.cause as Error | undefined)?.message, written: this.written }, 'blob fill failed; nothing cached');
       this.rejectReady(e);
       this.emit('progress');
       throw e;
@@ -172,14 +170,38 @@ export class BlobFill extends EventEmitter {
     return Math.max(0, this.written - 1);
   }
 
-  /** Registers a reader; it must call {@link detach} when it stops. */
-  attach(): void {
+  /**
+   * A body source over this fill for one request: attached now (so the fill's file stays open for it
+   * whatever happens next), detached on release.
+   */
+  reader(): BodySource {
+    this.attach();
+    let released = false;
+    const fill = this;
+    return {
+      get size() {
+        return fill.size;
+      },
+      get trust() {
+        return fill.state === 'done' ? 'verified' : 'pending';
+      },
+      available: (position, want) => this.available(position, want),
+      read: (buf, length, position) => this.read(buf, length, position),
+      whenVerified: () => this.finished,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.detach();
+      },
+    } satisfies BodySource;
+  }
+
+  private attach(): void {
     this.readers++;
     this.everRead = true;
   }
 
-  /** Unregisters a reader. */
-  detach(): void {
+  private detach(): void {
     this.readers--;
     if (this.readers === 0 && this.everRead && this.deps.abortWhenOrphaned && (this.state === 'running' || this.state === 'pending')) {
       this.abort.abort();
@@ -192,7 +214,7 @@ export class BlobFill extends EventEmitter {
    * least `want` (or the fill is done); 0 once the fill is done and `position` is at its end. Rejects when
    * the fill failed. Only while attached.
    */
-  async available(position: number, want = 1): Promise<number> {
+  private async available(position: number, want = 1): Promise<number> {
     for (;;) {
       if (this.state === 'failed') throw this.error ?? new Error('fill failed');
       const n = this.readable - position;
@@ -203,8 +225,7 @@ export class BlobFill extends EventEmitter {
     }
   }
 
-  /** Reads from the temp (or committed) file; only while attached. */
-  async read(buf: Buffer, length: number, position: number): Promise<number> {
+  private async read(buf: Buffer, length: number, position: number): Promise<number> {
     const { bytesRead } = await this.handle!.read(buf, 0, length, position);
     return bytesRead;
   }

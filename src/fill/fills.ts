@@ -2,10 +2,10 @@
  * The single-flight table of blob fills: one fill per digest at a time. A request for a digest with a
  * fill in flight joins it (and streams what has arrived); otherwise it starts one. Finished fills leave
  * the table — successes after their commit (so the store has the blob before the table forgets it),
- * failures at once (no negative caching: the next request starts afresh).
+ * failures at once (the next request starts afresh).
  */
-import type { Digest } from '../registry/grammar.js';
-import { BlobFill, type FillDeps, type FillSource } from './blob-fill.js';
+import type { Digest } from '../oci/digest.js';
+import { BlobFill, type FillDeps, type FillOrigin } from './blob-fill.js';
 
 export class Fills {
   private readonly inflight = new Map<string, BlobFill>();
@@ -18,15 +18,15 @@ export class Fills {
     return f?.joinable ? f : undefined;
   }
 
-  /** Joins the fill of `digest` or starts one from `source`. */
-  obtain(digest: Digest, source: FillSource): { fill: BlobFill; joined: boolean } {
+  /** Joins the fill of `digest` or starts one from `origin`. */
+  obtain(digest: Digest, origin: FillOrigin): { fill: BlobFill; joined: boolean } {
     const running = this.get(digest);
     if (running) {
       this.deps.metrics.fillJoiners.inc();
       this.deps.metrics.coalesced.inc({ kind: 'blob' });
       return { fill: running, joined: true };
     }
-    const fill = new BlobFill(digest, source, this.deps);
+    const fill = new BlobFill(digest, origin, this.deps);
     this.inflight.set(digest.value, fill);
     const forget = () => {
       if (this.inflight.get(digest.value) === fill) this.inflight.delete(digest.value);

@@ -1,5 +1,5 @@
 /** A counting semaphore with a bounded wait: caps concurrent fills without opening more upstream connections. */
-import { RegistryError } from '../registry/errors.js';
+import { LimitExceeded } from '../oci/errors.js';
 
 export class Slots {
   private used = 0;
@@ -12,7 +12,7 @@ export class Slots {
     return this.used;
   }
 
-  /** Takes a slot, waiting up to the configured time; throws UNAVAILABLE after it. */
+  /** Takes a slot, waiting up to the configured time; throws {@link LimitExceeded} after it. */
   async acquire(): Promise<() => void> {
     if (this.used < this.max) {
       this.used++;
@@ -29,7 +29,7 @@ export class Slots {
         const i = this.waiters.indexOf(waiter);
         if (i >= 0) this.waiters.splice(i, 1);
         this.onQueue?.(this.waiters.length);
-        reject(new RegistryError('UNAVAILABLE', { reason: 'too many upstream fills in progress' }, { headers: { 'retry-after': '5' } }));
+        reject(new LimitExceeded('fill-queue', 'too many upstream fills in progress', 5));
       }, this.waitMs);
       this.waiters.push(waiter);
       this.onQueue?.(this.waiters.length);

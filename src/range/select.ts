@@ -1,6 +1,6 @@
 /** Deciding how to answer a blob request with a Range header, once the blob's size is known. */
-import { RegistryError } from '../registry/errors.js';
-import { ifRangeMatches, parseRange, unsatisfiedContentRange, type ByteRange } from './parse.js';
+import { RangeUnsatisfiable } from '../oci/errors.js';
+import { ifRangeMatches, parseRange, type ByteRange } from './parse.js';
 
 /** The answer's shape: the whole body (200), one range (206), or several (206 multipart). */
 export type Selection = { kind: 'whole' } | { kind: 'single'; range: ByteRange } | { kind: 'multi'; ranges: ByteRange[] };
@@ -8,8 +8,7 @@ export type Selection = { kind: 'whole' } | { kind: 'single'; range: ByteRange }
 /**
  * Chooses the answer for `Range`/`If-Range` against a blob of `size` bytes with strong ETag `etag`.
  * A malformed header is ignored (RFC 9110 allows it) and so is one with more than `maxRanges`
- * members: both get the whole body. An unsatisfiable one throws RANGE_INVALID (416) with
- * `Content-Range: bytes *\/size`.
+ * members: both get the whole body. An unsatisfiable one throws {@link RangeUnsatisfiable}.
  */
 export function selectRanges(range: string | undefined, ifRange: string | undefined, etag: string, size: number, maxRanges: number): Selection {
   if (range === undefined) return { kind: 'whole' };
@@ -21,7 +20,7 @@ export function selectRanges(range: string | undefined, ifRange: string | undefi
     case 'too-many':
       return { kind: 'whole' };
     case 'unsatisfiable':
-      throw new RegistryError('RANGE_INVALID', { size }, { message: 'requested range not satisfiable', headers: { 'content-range': unsatisfiedContentRange(size) } });
+      throw new RangeUnsatisfiable(size);
     case 'ranges':
       return r.ranges.length === 1 ? { kind: 'single', range: r.ranges[0]! } : { kind: 'multi', ranges: r.ranges };
   }

@@ -7,7 +7,12 @@
  */
 import type { Readable } from 'node:stream';
 import { coalesce, rangeLength, type ByteRange } from './parse.js';
-import type { PartProvider, PartSource } from './multipart.js';
+
+/** The bytes of one part: a buffer, or a stream yielding exactly the part's bytes. */
+export type PartBytes = Uint8Array | Readable;
+
+/** Supplies the bytes of part `index` (whose range is `range`), called in answer order. */
+export type PartProvider = (index: number, range: ByteRange) => Promise<PartBytes>;
 
 /** Fetches exactly [start, end] of the blob from the upstream, as a stream. */
 export type RangeFetcher = (start: number, end: number, signal: AbortSignal) => Promise<Readable>;
@@ -120,7 +125,7 @@ export function upstreamParts(ranges: readonly ByteRange[], fetch: RangeFetcher,
     }
   };
 
-  const provider: PartProvider = async (i, r): Promise<PartSource> => {
+  const provider: PartProvider = async (i, r): Promise<PartBytes> => {
     const seg = segOf.get(i);
     if (!seg) {
       fetches++;

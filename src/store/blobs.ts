@@ -4,9 +4,10 @@
  */
 import { mkdir, open, rename, rm, stat, readdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Digest } from '../registry/grammar.js';
+import type { Digest } from '../oci/digest.js';
 import { LRUCache } from 'lru-cache';
 import type { Layout } from './layout.js';
+import { DiskError } from '../oci/errors.js';
 
 /** An open committed blob: a file handle and its size. The caller closes it. */
 export interface OpenBlob {
@@ -55,7 +56,7 @@ export class BlobStore {
       return (await stat(this.layout.blob(d))).size;
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw err;
+      throw new DiskError('cannot stat a cached blob', err);
     }
   }
 
@@ -66,13 +67,13 @@ export class BlobStore {
       handle = await open(this.layout.blob(d), 'r');
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw err;
+      throw new DiskError('cannot open a cached blob', err);
     }
     try {
       return { handle, size: (await handle.stat()).size };
     } catch (err) {
       await handle.close();
-      throw err;
+      throw new DiskError('cannot stat a cached blob', err);
     }
   }
 

@@ -8,7 +8,7 @@
  */
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Digest } from '../registry/grammar.js';
+import type { Digest } from '../oci/digest.js';
 
 export class Layout {
   readonly root: string;

@@ -6,8 +6,9 @@ import { mkdir, readFile, rename, writeFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { Digest } from '../registry/grammar.js';
+import type { Digest } from '../oci/digest.js';
 import type { Layout } from './layout.js';
+import { DiskError } from '../oci/errors.js';
 
 /** A manifest as the mirror serves it. */
 export interface StoredManifest {
@@ -41,11 +42,18 @@ export class ManifestStore {
       raw = await readFile(this.layout.manifest(d));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
+      throw new DiskError('cannot read a cached manifest', err);
     }
     const nl = raw.indexOf(0x0a);
     if (nl < 0) return undefined;
     const m: StoredManifest = { digest: d.value, mediaType: raw.subarray(0, nl).toString('utf8'), bytes: raw.subarray(nl + 1) };
+    this.memory.set(d.value, m);
+    return m;
+  }
+
+  /** Keeps a verified manifest in memory only (when the disk would not take it). */
+  remember(d: Digest, mediaType: string, bytes: Buffer): StoredManifest {
+    const m: StoredManifest = { digest: d.value, mediaType, bytes };
     this.memory.set(d.value, m);
     return m;
   }
@@ -55,13 +63,13 @@ export class ManifestStore {
     const m: StoredManifest = { digest: d.value, mediaType, bytes };
     const target = this.layout.manifest(d);
     const temp = `${this.layout.tmp}/m-${d.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`;
-    await mkdir(dirname(target), { recursive: true });
     try {
+      await mkdir(dirname(target), { recursive: true });
       await writeFile(temp, Buffer.concat([Buffer.from(`${mediaType.replace(/[\r\n]/g, '')}\n`), bytes]), { flush: true });
       await rename(temp, target);
     } catch (err) {
       await rm(temp, { force: true }).catch(() => undefined);
-      throw err;
+      throw new DiskError('cannot write a manifest to the cache', err);
     }
     this.memory.set(d.value, m);
     return m;

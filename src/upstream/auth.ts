@@ -4,7 +4,7 @@
  * (realm, service, scope) until shortly before they expire; concurrent requests share one token fetch.
  */
 import { LRUCache } from 'lru-cache';
-import { RegistryError } from '../registry/errors.js';
+import { UpstreamUnavailable } from '../oci/errors.js';
 import type { Credentials } from '../config/types.js';
 import { parseChallenges } from './challenge.js';
 import { errorForUpstreamStatus } from './status.js';
@@ -96,7 +96,7 @@ export class UpstreamAuth {
       url = new URL(realm);
       if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('bad scheme');
     } catch {
-      throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, reason: 'invalid token realm in challenge' });
+      throw new UpstreamUnavailable('the upstream challenge names an invalid token realm', { upstream: this.namespace, reason: 'token-realm' });
     }
     if (service) url.searchParams.set('service', service);
     for (const s of scope.split(' ').filter(Boolean)) url.searchParams.append('scope', s);
@@ -110,10 +110,10 @@ export class UpstreamAuth {
     try {
       parsed = JSON.parse(res.body) as typeof parsed;
     } catch {
-      throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, reason: 'token server answered with invalid JSON' });
+      throw new UpstreamUnavailable('the token server answered with invalid JSON', { upstream: this.namespace, reason: 'token-json' });
     }
     const value = typeof parsed.token === 'string' && parsed.token ? parsed.token : typeof parsed.access_token === 'string' ? parsed.access_token : '';
-    if (!value) throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, reason: 'token server answered without a token' });
+    if (!value) throw new UpstreamUnavailable('the token server answered without a token', { upstream: this.namespace, reason: 'token-missing' });
     const expiresIn = typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : DEFAULT_EXPIRES_IN;
     const margin = Math.min(30, expiresIn * 0.2);
     return { header: `Bearer ${value}`, expiresAt: started + (expiresIn - margin) * 1000 };

@@ -1,11 +1,11 @@
 /**
  * One upstream registry: sends requests with keep-alive (undici), authenticates (see auth.ts),
  * follows redirects by hand (never carrying Authorization to another origin), asks for identity
- * encoding so bytes match their digest, and turns transport failures into UNAVAILABLE.
+ * encoding so bytes match their digest, and turns transport failures into {@link UpstreamUnavailable}.
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
-import { RegistryError } from '../registry/errors.js';
+import { UpstreamUnavailable, type MirrorError } from '../oci/errors.js';
 import type { UpstreamConfig, UpstreamTimeouts } from '../config/types.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
@@ -112,12 +112,12 @@ export class Upstream {
         const reason: unknown = signal.reason;
         // A deadline of the mirror's own (AbortSignal.timeout) is an unavailable upstream; a client that left is not.
         if (reason instanceof DOMException && reason.name === 'TimeoutError') {
-          throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, error: 'timeout' }, { message: 'the upstream registry did not answer in time', cause: err });
+          throw new UpstreamUnavailable('the upstream registry did not answer in time', { upstream: this.namespace, reason: 'timeout', cause: err });
         }
         throw err;
       }
       const e = err as Error & { code?: string };
-      throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, error: e.code ?? e.message }, { message: 'the upstream registry is unreachable', cause: err });
+      throw new UpstreamUnavailable('the upstream registry is unreachable', { upstream: this.namespace, reason: e.code ?? 'transport', detail: { error: e.code ?? e.message }, cause: err });
     }
   }
 
@@ -148,18 +148,18 @@ export class Upstream {
         try {
           url = new URL(location, url);
         } catch {
-          throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, reason: 'invalid redirect location' });
+          throw new UpstreamUnavailable('the upstream sent an invalid redirect', { upstream: this.namespace, reason: 'invalid-redirect' });
         }
-        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, reason: 'redirect to an unsupported scheme' });
+        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UpstreamUnavailable('the upstream redirected to an unsupported scheme', { upstream: this.namespace, reason: 'redirect-scheme' });
         continue;
       }
       return { status, headers: res.headers, body: res.body, url: url.href };
     }
-    throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, reason: `more than ${MAX_REDIRECTS} redirects` });
+    throw new UpstreamUnavailable(`the upstream redirected more than ${MAX_REDIRECTS} times`, { upstream: this.namespace, reason: 'redirect-loop' });
   }
 
-  /** Reads (a bounded part of) an error answer and turns it into the client's registry error. */
-  async error(res: UpstreamResponse, kind: UpstreamKind): Promise<RegistryError> {
+  /** Reads (a bounded part of) an error answer and turns it into a domain error. */
+  async error(res: UpstreamResponse, kind: UpstreamKind): Promise<MirrorError> {
     let body = '';
     try {
       for await (const chunk of res.body) {
@@ -172,7 +172,7 @@ export class Upstream {
       res.body.destroy();
     }
     const err = errorForUpstreamStatus(res.status, kind, this.namespace, body, header(res.headers, 'retry-after'));
-    this.deps.log.debug({ upstream: this.namespace, status: res.status, kind, code: err.code }, 'upstream error');
+    this.deps.log.debug({ upstream: this.namespace, status: res.status, kind, error: err.kind }, 'upstream error');
     return err;
   }
 
@@ -184,7 +184,7 @@ export class Upstream {
       size += (chunk as Buffer).length;
       if (size > 1024 * 1024) {
         res.body.destroy();
-        throw new RegistryError('UNAVAILABLE', { upstream: this.namespace, reason: 'token answer too large' });
+        throw new UpstreamUnavailable('the token server answer is too large', { upstream: this.namespace, reason: 'token-oversize' });
       }
       body += (chunk as Buffer).toString('utf8');
     }

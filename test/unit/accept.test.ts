@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { accepts, parseAccept, upstreamAccept, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from '../../src/registry/accept.js';
+import { accepts, parseAccept, upstreamAccept, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from '../../src/oci/accept.js';
 
 test('Accept lines are merged, ordered and stripped of parameters into one key', () => {
   const containerd = parseAccept(`${DOCKER_MANIFEST}, ${DOCKER_LIST}, ${OCI_MANIFEST}, ${OCI_INDEX}, */*`);

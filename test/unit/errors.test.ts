@@ -1,13 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ERROR_TABLE, RegistryError } from '../../src/registry/errors.js';
-import { errorForUpstreamStatus, isUpstreamOutage } from '../../src/upstream/status.js';
+import { ERROR_TABLE, RegistryError, toRegistryError } from '../../src/http/registry-errors.js';
+import { isUpstreamOutage } from '../../src/oci/errors.js';
+import { errorForUpstreamStatus as domainError, type UpstreamKind } from '../../src/upstream/status.js';
+
+/** What the client gets for an upstream answer: the domain error, mapped at the edge. */
+const errorForUpstreamStatus = (status: number, kind: UpstreamKind, ns: string, body: string, retryAfter?: string) => toRegistryError(domainError(status, kind, ns, body, retryAfter));
 import { parseChallenges } from '../../src/upstream/challenge.js';
 
 test('the error table carries the spec statuses', () => {
   const expect: Record<string, number> = { BLOB_UNKNOWN: 404, MANIFEST_UNKNOWN: 404, NAME_UNKNOWN: 404, NAME_INVALID: 400, DIGEST_INVALID: 400, MANIFEST_INVALID: 400, UNAUTHORIZED: 401, DENIED: 403, UNSUPPORTED: 405, TOOMANYREQUESTS: 429, UNAVAILABLE: 503, RANGE_INVALID: 416 };
   for (const [code, status] of Object.entries(expect)) assert.equal(ERROR_TABLE[code as keyof typeof ERROR_TABLE].status, status, code);
-  const body = JSON.parse(new RegistryError('BLOB_UNKNOWN', { digest: 'x' }).body()) as { errors: Array<{ code: string; detail: unknown }> };
+  const body = JSON.parse(new RegistryError('BLOB_UNKNOWN', ERROR_TABLE.BLOB_UNKNOWN.message, { digest: 'x' }).body()) as { errors: Array<{ code: string; detail: unknown }> };
   assert.equal(body.errors[0]?.code, 'BLOB_UNKNOWN');
   assert.deepEqual(body.errors[0]?.detail, { digest: 'x' });
 });
@@ -24,9 +28,9 @@ test('upstream statuses map to registry errors', () => {
   assert.equal(errorForUpstreamStatus(429, 'manifest', 'docker.io', '', 'bad\r\nx: y').headers['retry-after'], undefined, 'header injection is dropped');
   assert.equal(errorForUpstreamStatus(500, 'blob', 'docker.io', '').code, 'UNAVAILABLE');
   assert.equal(errorForUpstreamStatus(502, 'blob', 'docker.io', '').status, 503);
-  assert.ok(isUpstreamOutage(errorForUpstreamStatus(503, 'tag-head', 'x', '')));
-  assert.ok(isUpstreamOutage(errorForUpstreamStatus(429, 'tag-head', 'x', '')));
-  assert.ok(!isUpstreamOutage(errorForUpstreamStatus(404, 'tag-head', 'x', '')));
+  assert.ok(isUpstreamOutage(domainError(503, 'tag-head', 'x', '')));
+  assert.ok(isUpstreamOutage(domainError(429, 'tag-head', 'x', '')));
+  assert.ok(!isUpstreamOutage(domainError(404, 'tag-head', 'x', '')));
 });
 
 test('WWW-Authenticate challenges', () => {

@@ -1,8 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkReference, isValidName, isValidTag, parseDigest } from '../../src/registry/grammar.js';
-import { parseRoute, looksLikeRegistryHost } from '../../src/registry/route.js';
-import { RegistryError } from '../../src/registry/errors.js';
+import { checkReference, isValidName, isValidTag } from '../../src/oci/names.js';
+import { parseDigest } from '../../src/oci/digest.js';
+import { parseRoute, looksLikeRegistryHost } from '../../src/http/route.js';
+import { toRegistryError } from '../../src/http/registry-errors.js';
+import { MirrorError } from '../../src/oci/errors.js';
+
+/** The registry error a client would get for a thrown domain error. */
+const asSent = (e: unknown) => (e instanceof MirrorError ? toRegistryError(e) : undefined);
 
 const HEX64 = 'a'.repeat(64);
 
@@ -30,8 +35,8 @@ test('digests: sha256 and sha512, lowercase hex of the right length only', () =>
 test('references: tags vs digests, with the right error code', () => {
   assert.deepEqual(checkReference('latest'), { kind: 'tag', tag: 'latest' });
   assert.equal(checkReference(`sha256:${HEX64}`).kind, 'digest');
-  assert.throws(() => checkReference(`sha256:${'A'.repeat(64)}`), (e: unknown) => e instanceof RegistryError && e.code === 'DIGEST_INVALID' && e.status === 400);
-  assert.throws(() => checkReference('..'), (e: unknown) => e instanceof RegistryError && e.code === 'TAG_INVALID');
+  assert.throws(() => checkReference(`sha256:${'A'.repeat(64)}`), (e: unknown) => asSent(e)?.code === 'DIGEST_INVALID' && asSent(e)?.status === 400);
+  assert.throws(() => checkReference('..'), (e: unknown) => asSent(e)?.code === 'TAG_INVALID');
 });
 
 test('routes are matched from the right, names may contain endpoint words', () => {
@@ -44,8 +49,8 @@ test('routes are matched from the right, names may contain endpoint words', () =
   assert.deepEqual(parseRoute('/v2/a/blobs/uploads/'), { kind: 'upload', name: 'a' });
   assert.deepEqual(parseRoute('/v2/ghcr.io/org/app/manifests/1.0'), { kind: 'manifest', name: 'ghcr.io/org/app', reference: '1.0' });
   assert.deepEqual(parseRoute('/v2/_catalog'), { kind: 'catalog' });
-  assert.throws(() => parseRoute('/etc/passwd'), (e: unknown) => e instanceof RegistryError && e.status === 404);
-  assert.throws(() => parseRoute('/v2/a/nothing'), (e: unknown) => e instanceof RegistryError && e.status === 404);
+  assert.throws(() => parseRoute('/etc/passwd'), (e: unknown) => asSent(e)?.status === 404);
+  assert.throws(() => parseRoute('/v2/a/nothing'), (e: unknown) => asSent(e)?.status === 404);
 });
 
 test('registry host detection follows docker reference rules', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rewriteLink } from '../../src/registry/passthrough.js';
-import type { RepoContext } from '../../src/registry/context.js';
+import { rewriteLink } from '../../src/http/handlers/passthrough.js';
+import type { RepoContext } from '../../src/http/context.js';
 
 function ctx(clientName: string, via: RepoContext['via']): RepoContext {
   return { clientName, via } as RepoContext;

@@ -27,7 +27,7 @@ import {
   writeMultipart,
   type MultipartPlan,
   type PartSource,
-} from '../../src/range/multipart.js';
+} from '../../src/body/multipart.js';
 import { parseByteranges, boundaryFromContentType } from './multipart-parser.js';
 
 // ---------------------------------------------------------------------------------------------

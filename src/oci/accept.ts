@@ -1,7 +1,9 @@
 /**
  * Accept handling for manifests. Clients send Accept differently (containerd one comma-separated line,
  * containers/image several lines, dockerd one line per type in random order), so every Accept line is
- * merged, parameters and q-values are dropped, and the set is sorted: a canonical key for the tag cache.
+ * merged, parameters and q-values are dropped, and what is left is reduced to a canonical class: which of
+ * the known manifest and index media types are accepted, and whether a wildcard is. Unknown types play no
+ * part, so nothing a client sends can multiply tag-cache keys or upstream revalidations (at most 2^5 keys).
  */
 
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -12,11 +14,15 @@ export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+
 /** The media types a manifest endpoint may answer with, in the order sent upstream when a client names none. */
 export const MANIFEST_TYPES = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST] as const;
 
-/** A client's accepted manifest types. `any` when it sent no Accept or a wildcard. */
+/** Short names of the known types, for the canonical key. */
+const SHORT: Record<string, string> = { [OCI_INDEX]: 'oci-index', [OCI_MANIFEST]: 'oci-manifest', [DOCKER_LIST]: 'docker-list', [DOCKER_MANIFEST]: 'docker-manifest' };
+
+/** A client's accepted manifest types (known types only). `any` when it sent no Accept, a wildcard, or nothing known. */
 export interface AcceptSet {
+  /** Known media types accepted, sorted. */
   readonly types: readonly string[];
   readonly any: boolean;
-  /** Canonical key: the sorted types, plus `*` for a wildcard. */
+  /** Canonical key: the short names of the accepted known types, plus `*` for a wildcard. */
   readonly key: string;
 }
 
@@ -39,7 +45,7 @@ export function parseAccept(header: string | string[] | undefined): AcceptSet {
 function parseAcceptUncached(header: string | string[] | undefined): AcceptSet {
   const lines = header === undefined ? [] : Array.isArray(header) ? header : [header];
   const types = new Set<string>();
-  let any = lines.length === 0;
+  let any = false;
   for (const line of lines) {
     for (const part of line.split(',')) {
       const [typeRaw, ...params] = part.split(';');
@@ -47,16 +53,15 @@ function parseAcceptUncached(header: string | string[] | undefined): AcceptSet {
       if (!type) continue;
       const q = params.map((x) => x.trim()).find((x) => x.startsWith('q='));
       if (q && Number(q.slice(2)) === 0) continue;
-      if (type === '*/*' || type === 'application/*') {
-        any = true;
-        continue;
-      }
-      if (type.length <= 255 && /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/.test(type)) types.add(type);
+      if (type === '*/*' || type === 'application/*') any = true;
+      else if (SHORT[type] !== undefined) types.add(type);
     }
   }
   if (types.size === 0) any = true;
   const sorted = [...types].sort();
-  return { types: sorted, any, key: sorted.join(',') + (any ? (sorted.length ? ',*' : '*') : '') };
+  const names = sorted.map((t) => SHORT[t]!);
+  if (any) names.push('*');
+  return { types: sorted, any, key: names.join(',') };
 }
 
 /** True when a manifest of `mediaType` may be given to a client with this Accept set. */

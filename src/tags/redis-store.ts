@@ -5,7 +5,7 @@
  */
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import { tagKeyString, type TagEntry, type TagKey, type TagStore } from './tags.js';
+import { tagKeyString, type TagEntry, type TagKey, type TagStore } from './store.js';
 
 /** Tag hashes expire when unused this long (stale-if-error needs old entries; not forever). */
 const RETENTION_SECONDS = 30 * 24 * 3600;

@@ -5,9 +5,9 @@
  * upstream body is abandoned as soon as they have been read.
  */
 import { Readable } from 'node:stream';
-import { RegistryError } from '../registry/errors.js';
-import type { Digest } from '../registry/grammar.js';
-import { parseContentRange, parseRangeSpecs, resolveRanges, unsatisfiedContentRange, type ByteRange } from '../range/parse.js';
+import { RangeUnsatisfiable, UpstreamUnavailable } from '../oci/errors.js';
+import type { Digest } from '../oci/digest.js';
+import { parseContentRange, parseRangeSpecs, resolveRanges, type ByteRange } from '../range/parse.js';
 import { contentLength, type Upstream, type UpstreamResponse } from './client.js';
 
 /** A range answer from the upstream, reduced to what was asked. */
@@ -53,8 +53,8 @@ function slice(res: UpstreamResponse, skip: number, len: number, onBytes: (n: nu
 
 /**
  * Sends one single-range request upstream (`range` is a Range header value with one member).
- * Throws RANGE_INVALID (416) when the upstream says the range is unsatisfiable, and the upstream's
- * registry error for anything else but 200/206.
+ * Throws {@link RangeUnsatisfiable} when the upstream says the range is unsatisfiable, and the upstream's
+ * domain error for anything else but 200/206.
  */
 export async function fetchUpstreamRange(upstream: Upstream, repository: string, d: Digest, range: string, signal: AbortSignal | undefined, onBytes: (n: number) => void): Promise<UpstreamRange> {
   const res = await upstream.request({ kind: 'range', method: 'GET', repository, path: `/v2/${repository}/blobs/${d.value}`, headers: { range }, ...(signal ? { signal } : {}) });
@@ -62,7 +62,7 @@ export async function fetchUpstreamRange(upstream: Upstream, repository: string,
     const cr = res.headers['content-range'];
     const size = typeof cr === 'string' ? Number(/\/(\d+)$/.exec(cr)?.[1]) : NaN;
     res.body.destroy();
-    throw new RegistryError('RANGE_INVALID', undefined, { message: 'requested range not satisfiable', headers: Number.isSafeInteger(size) ? { 'content-range': unsatisfiedContentRange(size) } : {} });
+    throw new RangeUnsatisfiable(Number.isSafeInteger(size) ? size : undefined);
   }
   if (res.status !== 200 && res.status !== 206) throw await upstream.error(res, 'range');
   const specs = parseRangeSpecs(range);
@@ -74,7 +74,7 @@ export async function fetchUpstreamRange(upstream: Upstream, repository: string,
     const cr = parseContentRange(typeof res.headers['content-range'] === 'string' ? res.headers['content-range'] : undefined);
     if (!cr) {
       res.body.destroy();
-      throw new RegistryError('UNAVAILABLE', { upstream: upstream.namespace, reason: 'upstream 206 without a valid Content-Range' });
+      throw new UpstreamUnavailable('the upstream answered 206 without a valid Content-Range', { upstream: upstream.namespace, reason: 'content-range' });
     }
     const size = cr.size;
     const wanted = size !== undefined ? resolveRanges(specs.specs, size) : undefined;
@@ -88,12 +88,12 @@ export async function fetchUpstreamRange(upstream: Upstream, repository: string,
   const len = contentLength(res);
   if (len === undefined) {
     res.body.destroy();
-    throw new RegistryError('UNAVAILABLE', { upstream: upstream.namespace, reason: 'upstream ignored Range and sent no Content-Length' });
+    throw new UpstreamUnavailable('the upstream ignored Range and sent no Content-Length', { upstream: upstream.namespace, reason: 'content-length' });
   }
   const resolved = resolveRanges(specs.specs, len);
   if (resolved.kind !== 'ranges') {
     res.body.destroy();
-    throw new RegistryError('RANGE_INVALID', undefined, { message: 'requested range not satisfiable', headers: { 'content-range': unsatisfiedContentRange(len) } });
+    throw new RangeUnsatisfiable(len);
   }
   const r = resolved.ranges[0]!;
   return { range: r, size: len, body: slice(res, r.start, r.end - r.start + 1, onBytes) };

@@ -15,8 +15,10 @@ export interface RequestContext {
   kind: Kind;
   /** Cache outcome for logs and metrics (hit, miss, stale, joined, ...). */
   cache: string;
-  /** Body bytes sent, counted by handlers that stream. */
+  /** Body bytes sent, counted by the senders. */
   bytes: number;
+  /** The failure this request was answered with, for the request log: registry code and domain reason. */
+  failure?: { code: string; kind: string; reason: string };
 }
 
 /** A request resolved to an upstream repository. */

@@ -7,7 +7,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import { formatContentRange, rangeLength, type ByteRange } from './parse.js';
+import { formatContentRange, rangeLength, type ByteRange } from '../range/parse.js';
 
 /**
  * Everything needed to send a `multipart/byteranges` body: the response Content-Type and

@@ -2,11 +2,12 @@
  * Endpoints passed through to the upstream without caching: `tags/list` (with `n`/`last`, and the
  * `Link` header rewritten so the client follows it through the mirror) and `referrers`.
  */
-import type { Mirror } from '../mirror.js';
-import type { RepoContext } from './context.js';
-import { RegistryError } from './errors.js';
-import { checkDigest, isValidTag } from './grammar.js';
-import { sendStream } from './respond.js';
+import { pipeline } from 'node:stream';
+import { InvalidInput } from '../../oci/errors.js';
+import { checkDigest, isValidTag } from '../../oci/names.js';
+import type { UpstreamResponse } from '../../upstream/client.js';
+import type { Metrics } from '../../metrics.js';
+import type { RepoContext } from '../context.js';
 
 /** The client-side path prefix for this repository (`/v2/<prefix>/<name>`). */
 function clientRepoPath(ctx: RepoContext): string {
@@ -33,16 +34,21 @@ export function rewriteLink(link: string, ctx: RepoContext, endpoint: string): s
   return `<${clientRepoPath(ctx)}/${endpoint}${qs ? `?${qs}` : ''}>${m[2]}`;
 }
 
-export async function handleTagsList(mirror: Mirror, ctx: RepoContext): Promise<void> {
+/** The tags-list and referrers handlers. */
+export function passthroughHandlers({ metrics }: { metrics: Metrics }): { tagsList: (ctx: RepoContext) => Promise<void>; referrers: (ctx: RepoContext, digest: string) => Promise<void> } {
+  return { tagsList: (ctx) => handleTagsList(metrics, ctx), referrers: (ctx, digest) => handleReferrers(metrics, ctx, digest) };
+}
+
+async function handleTagsList(metrics: Metrics, ctx: RepoContext): Promise<void> {
   const params = new URLSearchParams();
   const n = ctx.query.get('n');
   if (n !== null) {
-    if (!/^\d{1,6}$/.test(n)) throw new RegistryError('PAGINATION_NUMBER_INVALID', { n: n.slice(0, 32) });
+    if (!/^\d{1,6}$/.test(n)) throw new InvalidInput('pagination', 'invalid number of results requested', { n: n.slice(0, 32) });
     params.set('n', n);
   }
   const last = ctx.query.get('last');
   if (last !== null && last !== '') {
-    if (!isValidTag(last)) throw new RegistryError('TAG_INVALID', { last: last.slice(0, 200) });
+    if (!isValidTag(last)) throw new InvalidInput('tag', 'invalid tag in last', { last: last.slice(0, 200) });
     params.set('last', last);
   }
   const qs = params.toString();
@@ -54,15 +60,15 @@ export async function handleTagsList(mirror: Mirror, ctx: RepoContext): Promise<
   const link = res.headers.link;
   const rewritten = typeof link === 'string' ? rewriteLink(link, ctx, 'tags/list') : undefined;
   if (rewritten) ctx.res.setHeader('link', rewritten);
-  await passBody(mirror, ctx, res);
+  await passBody(metrics, ctx, res);
 }
 
-export async function handleReferrers(mirror: Mirror, ctx: RepoContext, digest: string): Promise<void> {
+async function handleReferrers(metrics: Metrics, ctx: RepoContext, digest: string): Promise<void> {
   const d = checkDigest(digest);
   const params = new URLSearchParams();
   const at = ctx.query.get('artifactType');
   if (at !== null) {
-    if (at.length > 255 || !/^[\w.+-]+\/[\w.+-]+$/.test(at)) throw new RegistryError('REQUEST_HEADER_INVALID', { artifactType: at.slice(0, 255) }, { message: 'invalid artifactType' });
+    if (at.length > 255 || !/^[\w.+-]+\/[\w.+-]+$/.test(at)) throw new InvalidInput('header', 'invalid artifactType', { artifactType: at.slice(0, 255) });
     params.set('artifactType', at);
   }
   const qs = params.toString();
@@ -77,20 +83,24 @@ export async function handleReferrers(mirror: Mirror, ctx: RepoContext, digest: 
   const link = res.headers.link;
   const rewritten = typeof link === 'string' ? rewriteLink(link, ctx, `referrers/${d.value}`) : undefined;
   if (rewritten) ctx.res.setHeader('link', rewritten);
-  await passBody(mirror, ctx, res);
+  await passBody(metrics, ctx, res);
 }
 
-async function passBody(mirror: Mirror, ctx: RepoContext, res: Awaited<ReturnType<RepoContext['upstream']['request']>>): Promise<void> {
+/** Passes an upstream body on. HEAD sends the headers only and drops the upstream body (errors and all). */
+async function passBody(metrics: Metrics, ctx: RepoContext, res: UpstreamResponse): Promise<void> {
   const len = res.headers['content-length'];
   if (typeof len === 'string') ctx.res.setHeader('content-length', len);
   if (ctx.head) {
+    // Destroying an undici body emits 'error' (aborted): without a listener that is an uncaught exception.
+    res.body.on('error', () => undefined);
     res.body.destroy();
     ctx.res.end();
     return;
   }
   res.body.on('data', (c: Buffer) => {
     ctx.bytes += c.length;
-    mirror.metrics.bytesServed.inc({ source: 'upstream' }, c.length);
+    metrics.bytesServed.inc({ source: 'upstream' }, c.length);
   });
-  await sendStream(ctx, res.body);
+  // An error on either side destroys both: the client sees an aborted transfer, never a short body that ends cleanly.
+  await new Promise<void>((resolve) => pipeline(res.body, ctx.res, () => resolve()));
 }

@@ -4,7 +4,7 @@
  * Nothing is decoded: no valid name, tag or digest contains `%`, so percent-encoded tricks
  * (`%2e%2e`, `%2f`) simply fail the grammar.
  */
-import { RegistryError } from './errors.js';
+import { NotFound } from '../oci/errors.js';
 
 /** A parsed request target. `name` is what the client sent (namespace prefix included). */
 export type Route =
@@ -23,10 +23,10 @@ const SUFFIXES: Array<[string, (name: string, rest: string) => Route | undefined
   ['/referrers/', (name, rest) => (rest && !rest.includes('/') ? { kind: 'referrers', name, digest: rest } : undefined)],
 ];
 
-/** Parses the path of a `/v2/...` request; throws NOT_FOUND for paths outside the API. */
+/** Parses the path of a `/v2/...` request; throws {@link NotFound} (`route`) for paths outside the API. */
 export function parseRoute(pathname: string): Route {
   if (pathname === '/v2' || pathname === '/v2/') return { kind: 'base' };
-  if (!pathname.startsWith('/v2/')) throw new RegistryError('NOT_FOUND', { path: pathname.slice(0, 200) });
+  if (!pathname.startsWith('/v2/')) throw new NotFound('route', 'not found', { detail: { path: pathname.slice(0, 200) } });
   const p = pathname.slice(3); // keeps the leading '/'
   if (p === '/_catalog') return { kind: 'catalog' };
   if (p.endsWith('/tags/list')) return { kind: 'tags', name: p.slice(1, -'/tags/list'.length) };
@@ -37,7 +37,7 @@ export function parseRoute(pathname: string): Route {
     const route = make(p.slice(1, at), p.slice(at + suffix.length));
     if (route && (!best || at > best.at)) best = { at, route };
   }
-  if (!best) throw new RegistryError('NOT_FOUND', { path: pathname.slice(0, 200) });
+  if (!best) throw new NotFound('route', 'not found', { detail: { path: pathname.slice(0, 200) } });
   return best.route;
 }
 

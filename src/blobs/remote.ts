@@ -1,0 +1,47 @@
+/**
+ * The upstream side of blobs: the body of a whole blob for a fill, its size from a HEAD, and exact byte
+ * ranges. Like distribution's remote blob store behind proxyBlobStore.
+ */
+import type { Readable } from 'node:stream';
+import type { Digest } from '../oci/digest.js';
+import { UpstreamUnavailable } from '../oci/errors.js';
+import type { FillOrigin } from '../fill/blob-fill.js';
+import { contentLength, type Upstream } from '../upstream/client.js';
+import { fetchUpstreamRange, type UpstreamRange } from '../upstream/range.js';
+
+/** Opens the upstream body of a blob for a fill. */
+export function blobOrigin(upstream: Upstream, repository: string, d: Digest): FillOrigin {
+  return async (signal) => {
+    const res = await upstream.request({ kind: 'blob', method: 'GET', repository, path: `/v2/${repository}/blobs/${d.value}`, signal });
+    if (res.status !== 200) throw await upstream.error(res, 'blob');
+    return {
+      size: contentLength(res),
+      upstream: upstream.namespace,
+      chunks: res.body,
+      destroy: (err?: Error) => res.body.destroy(err),
+    };
+  };
+}
+
+/** The blob's size from an upstream HEAD (no body moves); undefined when it sent no usable length. */
+export async function remoteBlobSize(upstream: Upstream, repository: string, d: Digest): Promise<number | undefined> {
+  const res = await upstream.request({ kind: 'blob-head', method: 'HEAD', repository, path: `/v2/${repository}/blobs/${d.value}` });
+  if (res.status !== 200) throw await upstream.error(res, 'blob-head');
+  await res.body.dump();
+  return contentLength(res);
+}
+
+/** One range of the blob from the upstream, as it answered it (`range` is a one-member Range header value). */
+export function remoteRange(upstream: Upstream, repository: string, d: Digest, range: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<UpstreamRange> {
+  return fetchUpstreamRange(upstream, repository, d, range, signal, onBytes);
+}
+
+/** Exactly bytes [start, end] of the blob from the upstream, as a stream. */
+export async function remoteExact(upstream: Upstream, repository: string, d: Digest, start: number, end: number, signal: AbortSignal, onBytes: (n: number) => void): Promise<Readable> {
+  const got = await fetchUpstreamRange(upstream, repository, d, `bytes=${start}-${end}`, signal, onBytes);
+  if (got.range.start !== start || got.range.end !== end) {
+    got.body.destroy();
+    throw new UpstreamUnavailable(`the upstream answered bytes ${got.range.start}-${got.range.end} for ${start}-${end}`, { upstream: upstream.namespace, reason: 'content-range' });
+  }
+  return got.body;
+}

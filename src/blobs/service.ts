@@ -1,0 +1,172 @@
+/**
+ * Blobs, the way distribution's proxyBlobStore composes them: a local store, in-flight fills and the
+ * remote, with the policy between them. It answers "which bytes, from where" as a body source and a
+ * selection; the HTTP edge only sends them.
+ *
+ * - Cached: its file (or memory, for small hot blobs); ranges cut from it.
+ * - A fill in flight: joined; bytes stream from the fill's file as they arrive, ranges too.
+ * - Not cached, whole blob (or `bytes=0-`): a fill starts and the answer streams from it.
+ * - Not cached, a range: by default no fill (bandwidth is the point). One range is forwarded upstream (as a
+ *   normalized header); several are split into single-range upstream fetches. `range.fillOnMiss` also
+ *   starts a fill.
+ */
+import type { Digest } from '../oci/digest.js';
+import type { BodySource } from '../body/source.js';
+import { MemorySource } from '../body/memory-source.js';
+import { FileSource } from '../body/file-source.js';
+import { StreamSource } from '../body/stream-source.js';
+import type { Fills } from '../fill/fills.js';
+import type { BlobStore } from '../store/blobs.js';
+import { formatRangeHeader, parseRangeSpecs } from '../range/parse.js';
+import { isWholeFromZero, selectRanges, type Selection } from '../range/select.js';
+import { upstreamParts } from '../range/upstream-parts.js';
+import type { RangeConfig } from '../config/types.js';
+import type { Upstream } from '../upstream/client.js';
+import type { Metrics } from '../metrics.js';
+import { blobOrigin, remoteBlobSize, remoteExact, remoteRange } from './remote.js';
+
+/** Where an answer's bytes come from. */
+export type BlobOrigin = 'cache' | 'fill' | 'upstream';
+/** How the request was answered, for logs and metrics. */
+export type BlobCache = 'hit' | 'joined' | 'miss' | 'range-miss';
+
+/** A blob request, already checked. */
+export interface BlobRequest {
+  upstream: Upstream;
+  /** Upstream repository name. */
+  repository: string;
+  digest: Digest;
+  /** The client's Range header, if any. */
+  range: string | undefined;
+  /** The client's If-Range header, if any. */
+  ifRange: string | undefined;
+}
+
+/** What to send: the bytes, which of them, and how they were found. */
+export interface BlobAnswer {
+  source: BodySource;
+  selection: Selection;
+  origin: BlobOrigin;
+  cache: BlobCache;
+}
+
+/** What a HEAD learns: the size (when known) and how it was found. */
+export interface BlobStat {
+  size: number | undefined;
+  cache: BlobCache;
+}
+
+/** What the blob service needs. */
+export interface BlobServiceDeps {
+  store: BlobStore;
+  fills: Fills;
+  metrics: Metrics;
+  range: RangeConfig;
+}
+
+export class BlobService {
+  constructor(private readonly deps: BlobServiceDeps) {}
+
+  /** The blob's size without moving its bytes: cache, fill in flight, else an upstream HEAD. */
+  async stat(req: BlobRequest): Promise<BlobStat> {
+    const size = await this.deps.store.size(req.digest);
+    if (size !== undefined) return { size, cache: 'hit' };
+    const fill = this.deps.fills.get(req.digest);
+    if (fill && fill.size !== undefined) return { size: fill.size, cache: 'joined' };
+    return { size: await remoteBlobSize(req.upstream, req.repository, req.digest), cache: 'miss' };
+  }
+
+  /** The bytes to answer `req` with. The caller sends them and the sender releases the source. */
+  async open(req: BlobRequest): Promise<BlobAnswer> {
+    const { store, fills, range } = this.deps;
+    const d = req.digest;
+    const hot = store.fromMemory(d);
+    if (hot) return this.cached(req, new MemorySource(hot));
+    const blob = await store.open(d);
+    if (blob) {
+      if (blob.size <= store.memoryItemMax) {
+        // Small and hot: read once, keep it in memory, serve it from there from now on.
+        try {
+          const buf = Buffer.allocUnsafe(blob.size);
+          const { bytesRead } = await blob.handle.read(buf, 0, blob.size, 0);
+          if (bytesRead === blob.size) {
+            store.remember(d, buf);
+            return this.cached(req, new MemorySource(buf));
+          }
+        } finally {
+          await blob.handle.close().catch(() => undefined);
+        }
+      } else return this.cached(req, new FileSource(blob.handle, blob.size));
+    }
+    const wantsRange = req.range !== undefined && !isWholeFromZero(req.range) && this.ifRangeHolds(req);
+    if (!fills.get(d) && wantsRange && !range.fillOnMiss) {
+      const miss = await this.rangeMiss(req, req.range!);
+      if (miss) return miss;
+    }
+    return this.fromFill(req);
+  }
+
+  private ifRangeHolds(req: BlobRequest): boolean {
+    return req.ifRange === undefined || req.ifRange.trim() === `"${req.digest.value}"`;
+  }
+
+  private select(req: BlobRequest, size: number): Selection {
+    return selectRanges(req.range, req.ifRange, `"${req.digest.value}"`, size, this.deps.range.maxRanges);
+  }
+
+  private cached(req: BlobRequest, source: BodySource): BlobAnswer {
+    this.deps.metrics.hits.inc({ kind: 'blob' });
+    try {
+      return { source, selection: this.select(req, source.size!), origin: 'cache', cache: 'hit' };
+    } catch (err) {
+      source.release();
+      throw err;
+    }
+  }
+
+  private async fromFill(req: BlobRequest): Promise<BlobAnswer> {
+    const { fill, joined } = this.deps.fills.obtain(req.digest, blobOrigin(req.upstream, req.repository, req.digest));
+    // Attach in the same tick as the join, so the fill's file stays open for this request whatever happens next.
+    const source = fill.reader();
+    this.deps.metrics.misses.inc({ kind: 'blob' });
+    try {
+      await fill.ready;
+      const selection: Selection = fill.size === undefined ? { kind: 'whole' } : this.select(req, fill.size);
+      return { source, selection, origin: 'fill', cache: joined ? 'joined' : 'miss' };
+    } catch (err) {
+      source.release();
+      throw err;
+    }
+  }
+
+  /** A range request for a blob that is neither cached nor being filled: straight from the upstream. Undefined: serve it whole. */
+  private async rangeMiss(req: BlobRequest, header: string): Promise<BlobAnswer | undefined> {
+    const { metrics, range } = this.deps;
+    const specs = parseRangeSpecs(header, { maxRanges: range.maxRanges });
+    if (specs.kind !== 'specs') return undefined; // an ignored Range: the whole blob
+    const { upstream, repository, digest: d } = req;
+    const abort = new AbortController();
+    const onBytes = (n: number) => metrics.rangeUpstreamBytes.inc(n);
+    if (specs.specs.length === 1) {
+      metrics.misses.inc({ kind: 'blob' });
+      const got = await remoteRange(upstream, repository, d, formatRangeHeader(specs.specs), abort.signal, onBytes);
+      const source = StreamSource.of(got.body, got.range.start, got.size, () => abort.abort());
+      return { source, selection: { kind: 'single', range: got.range }, origin: 'upstream', cache: 'range-miss' };
+    }
+    // Several ranges: the size decides suffixes and clamping, so ask for it first (a HEAD moves no body).
+    const size = await remoteBlobSize(upstream, repository, d);
+    if (size === undefined) return undefined;
+    const selection = this.select(req, size);
+    if (selection.kind === 'whole') return undefined;
+    metrics.misses.inc({ kind: 'blob' });
+    const fetchExact = (start: number, end: number, signal: AbortSignal) => remoteExact(upstream, repository, d, start, end, signal, onBytes);
+    if (selection.kind === 'single') {
+      const source = new StreamSource(size, (_i, start, end) => fetchExact(start, end, abort.signal), () => abort.abort());
+      await source.select(0, selection.range.start, selection.range.end);
+      return { source, selection, origin: 'upstream', cache: 'range-miss' };
+    }
+    const parts = upstreamParts(selection.ranges, fetchExact, { parallelism: range.upstreamParallelism });
+    const source = new StreamSource(size, (i, start, end) => parts.provider(i, { start, end }), parts.abort);
+    return { source, selection, origin: 'upstream', cache: 'range-miss' };
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * The one sender: a whole body (200), one range (206) or several (206 multipart/byteranges) from any
+ * {@link BodySource}, with backpressure, byte counting and the rule that the last byte of an answer from
+ * bytes still being verified waits for the verdict (a client never holds a complete answer of unverified
+ * bytes; when verification fails, the response is aborted, never ended cleanly).
+ *
+ * Whole and single-range bodies go through positional reads into two reused buffers (the next chunk is
+ * read while the previous one is written, each write awaited before its buffer is reused): no per-chunk
+ * allocation, so large blobs stream without garbage, and backpressure is the socket's own.
+ */
+import type { ServerResponse } from 'node:http';
+import { formatContentRange, rangeLength, type ByteRange } from '../range/parse.js';
+import type { Selection } from '../range/select.js';
+import { multipartPlan, newBoundary, writeMultipart, type PartSource } from './multipart.js';
+import { SourceReadable } from './readable.js';
+import type { BodySource } from './source.js';
+
+/** Size of each of the two buffers. */
+export const SEND_CHUNK = 1024 * 1024;
+/** Bytes a reader of a growing source waits for before it reads again. */
+const BATCH = 256 * 1024;
+/** Multipart parts up to this size are read into memory in one call rather than streamed. */
+const SMALL_PART = 64 * 1024;
+/** Buffers kept for reuse across responses (bounded so idle memory stays small). */
+const POOL_MAX = 16;
+const pool: Buffer[] = [];
+
+function take(): Buffer {
+  return pool.pop() ?? Buffer.allocUnsafeSlow(SEND_CHUNK);
+}
+
+function give(b: Buffer): void {
+  if (pool.length < POOL_MAX) pool.push(b);
+}
+
+/** How to send one answer. */
+export interface SendOptions {
+  /** Headers every variant of the answer carries (digest, ETag, cache policy …). */
+  headers: Record<string, string | number>;
+  /** The blob's media type (also each multipart part's Content-Type). */
+  contentType: string;
+  /** HEAD: headers only. */
+  head: boolean;
+  /** Called with the size of each chunk of body bytes the socket took. */
+  onBytes: (n: number) => void;
+}
+
+/**
+ * Sends `sel` of `src` as the response and releases the source. Resolves when the response is over: with
+ * undefined when it completed, or the error that cut it (client gone, source failed); the response is
+ * then destroyed, so the client sees an aborted transfer, never a clean short body.
+ */
+export async function sendBody(res: ServerResponse, src: BodySource, sel: Selection, opts: SendOptions): Promise<Error | undefined> {
+  try {
+    res.statusCode = sel.kind === 'whole' ? 200 : 206;
+    for (const k in opts.headers) res.setHeader(k, opts.headers[k]!);
+    const hold = src.trust === 'pending' && src.whenVerified ? () => src.whenVerified!() : undefined;
+    if (sel.kind === 'multi') {
+      const plan = multipartPlan(sel.ranges, src.size!, opts.contentType, newBoundary());
+      res.setHeader('content-type', plan.contentType);
+      res.setHeader('content-length', plan.contentLength);
+      if (opts.head) return end(res);
+      if (src.trust !== 'verified') res.flushHeaders();
+      const last = sel.ranges.length - 1;
+      return await writeMultipart(plan, (i, r) => part(src, i, r, opts.onBytes, i === last ? hold : undefined), res).then(
+        () => undefined,
+        (err: Error) => fail(res, err),
+      );
+    }
+    res.setHeader('content-type', opts.contentType);
+    let start = 0;
+    let last = src.size === undefined ? Infinity : src.size - 1;
+    if (sel.kind === 'single') {
+      start = sel.range.start;
+      last = sel.range.end;
+      res.setHeader('content-range', src.size !== undefined ? formatContentRange(sel.range, src.size) : `bytes ${start}-${last}/*`);
+      res.setHeader('content-length', rangeLength(sel.range));
+    } else if (src.size !== undefined) res.setHeader('content-length', src.size);
+    if (opts.head) return end(res);
+    const bytes = src.slice && src.trust === 'verified' && last !== Infinity ? src.slice(start, last) : undefined;
+    if (bytes) {
+      opts.onBytes(bytes.length);
+      res.end(bytes);
+      return undefined;
+    }
+    // Joiners of a fill and clients of a forwarded range get their headers at once, whatever has arrived yet.
+    if (src.trust !== 'verified') res.flushHeaders();
+    return await pump(res, src, start, last, opts.onBytes, last === Infinity ? undefined : hold);
+  } catch (err) {
+    return fail(res, err as Error);
+  } finally {
+    src.release();
+  }
+}
+
+function end(res: ServerResponse): undefined {
+  res.end();
+  return undefined;
+}
+
+function fail(res: ServerResponse, err: Error): Error {
+  res.destroy(err);
+  return err;
+}
+
+/** The data of one multipart part: small parts read into a buffer, large ones streamed. */
+async function part(src: BodySource, i: number, r: ByteRange, onBytes: (n: number) => void, hold: (() => Promise<void>) | undefined): Promise<PartSource> {
+  if (src.select) await src.select(i, r.start, r.end);
+  const len = rangeLength(r);
+  if (src.slice && src.trust === 'verified') {
+    onBytes(len);
+    return src.slice(r.start, r.end);
+  }
+  if (len > SMALL_PART) return new SourceReadable(src, r.start, r.end, onBytes, hold);
+  const buf = Buffer.allocUnsafe(len);
+  let got = 0;
+  while (got < len) {
+    const avail = await src.available(r.start + got, len - got);
+    if (avail <= 0) throw new Error('source ended before the range did');
+    const n = await src.read(buf.subarray(got), Math.min(avail, len - got), r.start + got);
+    if (n <= 0) throw new Error('source shorter than it said');
+    got += n;
+  }
+  if (hold) await hold();
+  onBytes(len);
+  return buf;
+}
+
+/**
+ * Writes bytes [start, last] of `src` (`last` may be Infinity for a source of unknown size) and ends the
+ * response. With `hold`, the final byte is written only once it resolves.
+ */
+async function pump(res: ServerResponse, src: BodySource, start: number, last: number, onBytes: (n: number) => void, hold: (() => Promise<void>) | undefined): Promise<Error | undefined> {
+  const bufs = [take(), take()];
+  let which = 0;
+  let closed = false;
+  let wake: ((err: Error | undefined) => void) | undefined;
+  const onClose = () => {
+    closed = true;
+    wake?.(new Error('client went away'));
+  };
+  res.on('close', onClose);
+  // Resolves when the socket took the chunk (so its buffer may be reused), or when the client is gone.
+  const write = (chunk: Uint8Array) =>
+    new Promise<Error | undefined>((resolve) => {
+      wake = resolve;
+      res.write(chunk, (err) => resolve(err ?? undefined));
+    }).finally(() => {
+      wake = undefined;
+    });
+  const readAt = async (pos: number): Promise<Buffer | undefined> => {
+    const avail = await src.available(pos, Math.min(BATCH, last - pos + 1));
+    if (avail <= 0) return undefined;
+    which ^= 1;
+    const buf = bufs[which]!;
+    const want = Math.min(SEND_CHUNK, avail, last - pos + 1);
+    const n = await src.read(buf, want, pos);
+    if (n <= 0) throw new Error('source ended before its size');
+    return n === buf.length ? buf : buf.subarray(0, n);
+  };
+  let pending: Promise<Buffer | undefined> | undefined;
+  try {
+    let pos = start;
+    pending = pos <= last ? readAt(pos) : undefined;
+    while (pending) {
+      const chunk = await pending;
+      if (!chunk) break;
+      pos += chunk.length;
+      pending = pos <= last && !closed ? readAt(pos) : undefined;
+      if (closed) return new Error('client went away');
+      let err: Error | undefined;
+      if (hold && pos > last) {
+        // The answer's last byte: everything before it goes now, the byte itself once the bytes are verified.
+        if (chunk.length > 1) err = await write(chunk.subarray(0, chunk.length - 1));
+        if (!err) {
+          await hold();
+          if (closed) return new Error('client went away');
+          err = await write(chunk.subarray(chunk.length - 1));
+        }
+      } else err = await write(chunk);
+      if (err) return err;
+      onBytes(chunk.length);
+    }
+    if (last !== Infinity && pos <= last) throw new Error('source ended before its size');
+    res.end();
+    return undefined;
+  } catch (err) {
+    res.destroy(err as Error);
+    return err as Error;
+  } finally {
+    res.off('close', onClose);
+    // A read still in flight must land before its buffer goes back to the pool (and before the source is released).
+    await pending?.catch(() => undefined);
+    give(bufs[0]!);
+    give(bufs[1]!);
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Tags: tag → digest per (upstream, repository, tag, Accept class). Within the TTL the answer costs no
+ * upstream request; after it, one HEAD revalidates (concurrent requests share it; an unchanged digest
+ * costs no GET). When the upstream is down, throttling or failing, the last known manifest is served
+ * (stale-if-error) with a `Warning: 299` header; an upstream 404 is passed on. Like distribution's
+ * proxyTagService: remote first, local on failure.
+ */
+import { LRUCache } from 'lru-cache';
+import { parseDigest } from '../oci/digest.js';
+import { isUpstreamOutage } from '../oci/errors.js';
+import { accepts, upstreamAccept, type AcceptSet } from '../oci/accept.js';
+import type { StoredManifest } from '../store/manifests.js';
+import { tagKeyString, type TagEntry, type TagKey, type TagStore } from './store.js';
+import type { Upstream } from '../upstream/client.js';
+import { headerDigest, type ManifestService } from '../manifests/service.js';
+import { SingleFlight } from '../fill/flight.js';
+import type { Metrics } from '../metrics.js';
+import type { Logger } from '../log.js';
+
+/** How a tag was answered. */
+export type TagCache = 'hit' | 'revalidated' | 'miss' | 'stale';
+
+/** A tag's answer: the manifest, how it was found, and the Warning for a stale answer. */
+export interface TagAnswer {
+  manifest: StoredManifest;
+  cache: TagCache;
+  warning?: string;
+}
+
+/** What the tag service needs. */
+export interface TagServiceDeps {
+  store: TagStore;
+  manifests: ManifestService;
+  metrics: Metrics;
+  log: Logger;
+  /** How long an answer is trusted before it is revalidated, ms. */
+  ttlMs: number;
+  /** Deadline of a revalidation HEAD; past it the last known answer is served stale, ms. */
+  revalidateMs: number;
+}
+
+/** After a failed revalidation, stale answers are given without asking the upstream for this long (at most the TTL). */
+const OUTAGE_BACKOFF_MS = 10_000;
+
+export class TagService {
+  private readonly flights = new SingleFlight<TagAnswer>();
+  /** Tag keys whose last revalidation failed, with the reason: answered stale without asking again for a short while. */
+  private readonly outages = new LRUCache<string, string>({ max: 10_000, ttlAutopurge: false });
+
+  constructor(private readonly deps: TagServiceDeps) {}
+
+  /** Resolves a tag for a client with the given Accept set. */
+  async resolve(upstream: Upstream, repository: string, tag: string, accept: AcceptSet): Promise<TagAnswer> {
+    const { deps } = this;
+    const key: TagKey = { namespace: upstream.namespace, repository, tag };
+    const entry = await deps.store.get(key, accept.key);
+    if (entry && Date.now() - entry.checkedAt < deps.ttlMs) {
+      const d = parseDigest(entry.digest);
+      if (d) {
+        const { manifest, hit } = await deps.manifests.byDigest(upstream, repository, d);
+        return { manifest, cache: hit ? 'hit' : 'miss' };
+      }
+    }
+    const flightKey = `${tagKeyString(key)}\u0000${accept.key}`;
+    const outage = this.outages.get(flightKey);
+    if (outage) {
+      const stale = await this.staleAnswer(key, accept, entry, outage);
+      if (stale) return stale;
+    }
+    try {
+      return await this.flights.run(
+        flightKey,
+        () => this.revalidate(upstream, key, accept, entry, flightKey),
+        () => deps.metrics.coalesced.inc({ kind: 'tag' }),
+      );
+    } catch (err) {
+      if (!isUpstreamOutage(err)) throw err;
+      const reason = err.kind === 'upstream-throttled' ? 'TOOMANYREQUESTS' : 'UNAVAILABLE';
+      this.outages.set(flightKey, reason, { ttl: Math.max(1, Math.min(OUTAGE_BACKOFF_MS, deps.ttlMs)) });
+      const stale = await this.staleAnswer(key, accept, entry, reason);
+      if (!stale) throw err;
+      return stale;
+    }
+  }
+
+  private async revalidate(upstream: Upstream, key: TagKey, accept: AcceptSet, entry: TagEntry | undefined, flightKey: string): Promise<TagAnswer> {
+    const { deps } = this;
+    const { repository, tag } = key;
+    const res = await upstream.request({
+      kind: 'tag-head',
+      method: 'HEAD',
+      repository,
+      path: `/v2/${repository}/manifests/${tag}`,
+      headers: { accept: upstreamAccept(accept) },
+      signal: AbortSignal.timeout(deps.revalidateMs),
+    });
+    if (res.status !== 200) {
+      deps.metrics.tagRevalidations.inc({ result: res.status === 404 ? 'not-found' : 'error' });
+      throw await upstream.error(res, 'tag-head');
+    }
+    await res.body.dump();
+    const d = headerDigest(res.headers['docker-content-digest']);
+    // Without a digest on HEAD, GET the tag and hash what it sends.
+    const manifest = d ? (await deps.manifests.byDigest(upstream, repository, d)).manifest : await deps.manifests.byTag(upstream, repository, tag, accept);
+    const unchanged = entry?.digest === manifest.digest;
+    deps.metrics.tagRevalidations.inc({ result: unchanged ? 'unchanged' : entry ? 'changed' : 'new' });
+    await deps.store.set(key, accept.key, { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length, checkedAt: Date.now() });
+    this.outages.delete(flightKey);
+    return { manifest, cache: unchanged ? 'revalidated' : 'miss' };
+  }
+
+  /** The last known manifest of the tag that this client accepts, if it is still cached. */
+  private async staleAnswer(key: TagKey, accept: AcceptSet, entry: TagEntry | undefined, reason: string): Promise<TagAnswer | undefined> {
+    const { deps } = this;
+    const candidates: TagEntry[] = entry ? [entry] : [];
+    const all = [...(await deps.store.all(key)).values()].filter((e) => e !== entry && accepts(accept, e.mediaType));
+    candidates.push(...all.sort((a, b) => b.checkedAt - a.checkedAt));
+    for (const c of candidates) {
+      const d = parseDigest(c.digest);
+      const manifest = d && (await deps.manifests.cached(d));
+      if (!manifest) continue;
+      const at = new Date(c.checkedAt).toISOString();
+      deps.metrics.staleServed.inc({ upstream: key.namespace });
+      deps.log.warn({ upstream: key.namespace, repository: key.repository, tag: key.tag, digest: c.digest, confirmedAt: at, reason }, 'upstream failed; serving stale tag');
+      return { manifest, cache: 'stale', warning: `299 - "regmirror: upstream ${key.namespace} unavailable (${reason}); serving ${key.repository}:${key.tag} as last confirmed at ${at}"` };
+    }
+    return undefined;
+  }
+}
