@@ -21,6 +21,7 @@ import {
   startDistributionProxy,
   startNginxCache,
   startNginxStatic,
+  startNodeFloor,
   startRegmirror,
   type BenchServer,
   type ServerId,
@@ -39,6 +40,8 @@ const USAGE = `npm run bench [-- options]
   --duration S        seconds per wrk measurement (default 3, quick 1)
   --nginx-workers N   worker_processes of both nginx peers (default 1)
   --wait-idle         first wait (up to 5 minutes) until other work uses < 10 % of the machine
+  --regmirror-main P  also run regmirror from another build (P = that checkout's build/src/cli/main.js)
+                      as "regmirror (before)", beside this build's regmirror: a before/after in one sitting
   --profile           run regmirror with --cpu-prof; profiles go to bench/results/profiles/
   --no-write          print the report without writing bench/results/
   -h, --help
@@ -55,6 +58,8 @@ interface Cli {
   write: boolean;
   /** Seconds to wait for an idle machine before starting (0: do not wait). */
   waitIdleSec: number;
+  /** Another build's main.js, run as `regmirror-before`. */
+  beforeMainJs?: string;
 }
 
 function parseCli(argv: string[]): Cli | undefined {
@@ -67,6 +72,7 @@ function parseCli(argv: string[]): Cli | undefined {
       rounds: { type: 'string' },
       duration: { type: 'string' },
       'nginx-workers': { type: 'string' },
+      'regmirror-main': { type: 'string' },
       profile: { type: 'boolean' },
       'wait-idle': { type: 'boolean' },
       'no-write': { type: 'boolean' },
@@ -112,6 +118,7 @@ function parseCli(argv: string[]): Cli | undefined {
     profile: values.profile === true,
     write: values['no-write'] !== true,
     waitIdleSec: values['wait-idle'] === true ? 300 : 0,
+    ...(values['regmirror-main'] !== undefined ? { beforeMainJs: resolve(values['regmirror-main']) } : {}),
   };
 }
 
@@ -145,6 +152,12 @@ function machineInfo(): MachineInfo {
   };
 }
 
+/** The checkout a built `build/src/cli/main.js` belongs to (git's top level, else three levels up). */
+function checkoutOf(mainJs: string): string {
+  const top = spawnSync('git', ['rev-parse', '--show-toplevel'], { cwd: dirname(mainJs), encoding: 'utf8' });
+  return top.status === 0 && top.stdout.trim() !== '' ? top.stdout.trim() : resolve(dirname(mainJs), '..', '..', '..');
+}
+
 /** `git rev-parse --short HEAD`, with `+dirty` when src/ differs from it. */
 function revision(repoRoot: string): string {
   const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' });
@@ -174,7 +187,10 @@ async function main(cli: Cli): Promise<BenchResults> {
   const repoRoot = resolve(benchDir, '..', '..');
   const mainJs = join(repoRoot, 'build', 'src', 'cli', 'main.js');
   const clientJs = join(benchDir, 'client.js');
+  const floorJs = join(benchDir, 'node-floor.js');
   if (!existsSync(mainJs)) throw new Error(`${mainJs} is missing: run npm run build`);
+  const before = cli.beforeMainJs;
+  if (before !== undefined && !existsSync(before)) throw new Error(`--regmirror-main ${before} does not exist (build that checkout: npm run build)`);
   for (const [cmd, pkg] of [
     ['docker-registry', 'docker-registry'],
     ['wrk', 'wrk'],
@@ -196,6 +212,7 @@ async function main(cli: Cli): Promise<BenchResults> {
   const results: BenchResults = {
     startedAt: started.toISOString().replace(/\.\d+Z$/, 'Z'),
     revision: revision(repoRoot),
+    ...(before !== undefined ? { before: { mainJs: before, revision: revision(checkoutOf(before)) } } : {}),
     params,
     machine,
     servers: [],
@@ -229,7 +246,7 @@ async function main(cli: Cli): Promise<BenchResults> {
   if (!(boostPriority(process.pid) && boostPriority(upstream.proc.pid))) {
     notes.push('Could not raise the priority of the harness (relay) and the upstream (not root?): on a small machine the throttled upstream may lose the CPU to the servers under test.');
   }
-  const proxyKinds: ServerId[] = ['regmirror', 'distribution-proxy', ...(hasNginx ? (['nginx-cache'] as const) : [])];
+  const proxyKinds: ServerId[] = [...(before !== undefined ? (['regmirror-before'] as const) : []), 'regmirror', 'distribution-proxy', ...(hasNginx ? (['nginx-cache'] as const) : [])];
   const coldRepo = 'bench/cold';
   const coldCount = only.has('w4') ? params.rounds * proxyKinds.length * 2 : 0;
   const { warm, cold } = await timed(timings, 'seed', async () => {
@@ -242,6 +259,15 @@ async function main(cli: Cli): Promise<BenchResults> {
   const servers: BenchServer[] = await timed(timings, 'start', async () => {
     const out: BenchServer[] = [];
     if (hasNginx) out.push(await startNginxStatic({ blobs: [warm.big, warm.small], manifests: warm.manifests, workers: params.nginxWorkers }));
+    out.push(
+      await startNodeFloor({
+        floorJs,
+        blobs: [warm.big, warm.small].map((blob) => ({ repo: warm.repo, blob })),
+        manifests: warm.manifests,
+        namespace: 'docker.io',
+      }),
+    );
+    if (before !== undefined) out.push(await startRegmirror({ upstreamUrl: relay.url, mainJs: before, id: 'regmirror-before' }));
     const profDir = join(repoRoot, 'bench', 'results', 'profiles');
     if (cli.profile) mkdirSync(profDir, { recursive: true });
     out.push(await startRegmirror({ upstreamUrl: relay.url, mainJs, nodeArgs: cli.profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [] }));
@@ -260,6 +286,7 @@ async function main(cli: Cli): Promise<BenchResults> {
     wrkScript: writeWrkScript(work),
     clientJs,
     mainJs,
+    ...(before !== undefined ? { beforeMainJs: before } : {}),
     log,
     note: (msg) => notes.push(msg),
   };

@@ -12,14 +12,17 @@ import { freePort, spawnProc, tmpDir, delay, type Proc } from '../test/harness/p
 import type { BlobFile } from '../test/harness/oci.js';
 import { childPids } from './procstat.js';
 import { cacheConfig, staticConfig } from './nginx.js';
+import type { FloorConfig } from './node-floor.js';
 import type { SeededManifest } from './seed.js';
 
-/** The servers compared. */
-export type ServerId = 'nginx-static' | 'regmirror' | 'distribution-proxy' | 'nginx-cache';
+/** The servers compared. `regmirror-before` is regmirror from another build (`--regmirror-main`). */
+export type ServerId = 'nginx-static' | 'node-floor' | 'regmirror-before' | 'regmirror' | 'distribution-proxy' | 'nginx-cache';
 
 /** Display names. */
 export const SERVER_LABEL: Record<ServerId, string> = {
   'nginx-static': 'nginx static',
+  'node-floor': 'node floor',
+  'regmirror-before': 'regmirror (before)',
   regmirror: 'regmirror',
   'distribution-proxy': 'distribution proxy',
   'nginx-cache': 'nginx proxy_cache',
@@ -33,7 +36,7 @@ export interface BenchServer {
   pids(): number[];
   /** The server's output log. */
   readonly logFile: string;
-  /** For regmirror: the process whose main thread is the event loop (its tid is the pid). */
+  /** For the Node servers: the process whose main thread is the event loop (its tid is the pid). */
   readonly eventLoopPid?: number;
   stop(): Promise<void>;
 }
@@ -123,11 +126,14 @@ export interface RegmirrorOptions {
   nodeArgs?: string[];
   /** Label in logs. */
   name?: string;
+  /** `regmirror-before` for the build given with `--regmirror-main` (default `regmirror`). */
+  id?: 'regmirror' | 'regmirror-before';
 }
 
 /** Starts `node build/src/cli/main.js serve …` as its own process (log level warn). */
 export async function startRegmirror(opts: RegmirrorOptions): Promise<BenchServer> {
-  const name = opts.name ?? 'regmirror';
+  const id = opts.id ?? 'regmirror';
+  const name = opts.name ?? id;
   const dir = await tmpDir(`${name}-`);
   return withFreePort(async (port) => {
     const url = `http://127.0.0.1:${port}`;
@@ -149,7 +155,37 @@ export async function startRegmirror(opts: RegmirrorOptions): Promise<BenchServe
       { name, logDir: dir, cwd: dir },
     );
     await waitReady(url, proc);
-    return { ...asServer('regmirror', url, proc), eventLoopPid: proc.pid };
+    return { ...asServer(id, url, proc), eventLoopPid: proc.pid };
+  });
+}
+
+/** Options for {@link startNodeFloor}. */
+export interface NodeFloorOptions {
+  /** build/bench/node-floor.js */
+  floorJs: string;
+  blobs: { repo: string; blob: BlobFile }[];
+  manifests: SeededManifest[];
+  /** OCI-Namespace value: regmirror's default namespace (`docker.io`). */
+  namespace: string;
+}
+
+/** Starts the node floor (bench/node-floor.ts) serving the warm content, as its own process. */
+export async function startNodeFloor(opts: NodeFloorOptions): Promise<BenchServer> {
+  const dir = await tmpDir('node-floor-');
+  return withFreePort(async (port) => {
+    const config: FloorConfig = {
+      host: '127.0.0.1',
+      port,
+      namespace: opts.namespace,
+      manifests: opts.manifests.map((m) => ({ repo: m.repo, tag: m.tag, digest: m.digest, mediaType: m.mediaType, bodyBase64: m.body.toString('base64') })),
+      blobs: opts.blobs.map(({ repo, blob }) => ({ repo, digest: blob.digest, path: blob.path })),
+    };
+    const conf = join(dir, 'floor.json');
+    writeFileSync(conf, JSON.stringify(config));
+    const proc = await spawnProc(process.execPath, [opts.floorJs, conf], { name: 'node-floor', logDir: dir, cwd: dir });
+    const url = `http://127.0.0.1:${port}`;
+    await waitReady(url, proc);
+    return { ...asServer('node-floor', url, proc), eventLoopPid: proc.pid };
   });
 }
 

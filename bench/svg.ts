@@ -6,6 +6,8 @@ import type { BenchResults } from './types.js';
 /** Bar colours per server. */
 const COLOR: Record<ServerId, string> = {
   'nginx-static': '#7f7f7f',
+  'node-floor': '#9467bd',
+  'regmirror-before': '#aec7e8',
   regmirror: '#1f77b4',
   'distribution-proxy': '#d62728',
   'nginx-cache': '#2ca02c',

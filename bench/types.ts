@@ -54,7 +54,7 @@ export interface ThroughputRow {
   rounds: number[];
   /** Server CPU time / wall time during the measurement, % of one core (median). */
   cpuPct: number;
-  /** regmirror only: its event-loop (main) thread's share of that, % of one core (median). */
+  /** Node servers only: the event-loop (main) thread's share of that, % of one core (median). */
   loopPct?: number;
   errors: number;
 }
@@ -70,7 +70,7 @@ export interface RpsRow {
   roundsRps: number[];
   roundsP99Ms: number[];
   cpuPct: number;
-  /** regmirror only: event-loop thread CPU, % of one core (median). */
+  /** Node servers only: event-loop thread CPU, % of one core (median). */
   loopPct?: number;
   errors: number;
 }
@@ -146,6 +146,8 @@ export interface BenchResults {
   startedAt: string;
   /** regmirror's git revision (`abc1234`, `+dirty` when src/ has uncommitted changes). */
   revision: string;
+  /** The other build run as `regmirror-before` (`--regmirror-main`), when given. */
+  before?: { mainJs: string; revision: string };
   params: BenchParams;
   machine: MachineInfo;
   /** Servers in display order that ran. */

@@ -9,7 +9,7 @@ import { startRegistry } from '../test/harness/registry.js';
 import { startS3Registry, type S3Registry } from '../test/harness/s3.js';
 import type { BlobFile } from '../test/harness/oci.js';
 import type { Relay } from '../test/harness/relay.js';
-import { digestOf, fanOut, httpGet, wrk, type WrkResult } from './load.js';
+import { digestOf, fanOut, httpGet, wrk, type HttpResponse, type WrkResult } from './load.js';
 import { cpuSecondsOf, MemSampler, threadCpuSeconds } from './procstat.js';
 import { MANIFEST_ACCEPT, seedBlobs, type WarmContent } from './seed.js';
 import { startDistributionProxy, startNginxCache, startRegmirror, SERVER_LABEL, type BenchServer, type ServerId } from './servers.js';
@@ -30,15 +30,34 @@ export interface WorkloadContext {
   clientJs: string;
   /** build/src/cli/main.js */
   mainJs: string;
+  /** Another build's main.js (`--regmirror-main`), run as `regmirror-before`. */
+  beforeMainJs?: string;
   /** Progress messages. */
   log: (msg: string) => void;
   /** Notes for the report. */
   note: (msg: string) => void;
 }
 
-/** Servers that are caches of an upstream (everything but nginx static). */
+/** Servers that are caches of an upstream (everything but nginx static and the node floor). */
 export function proxies(ctx: WorkloadContext): BenchServer[] {
-  return ctx.servers.filter((s) => s.id !== 'nginx-static');
+  return ctx.servers.filter((s) => s.id !== 'nginx-static' && s.id !== 'node-floor');
+}
+
+/** Headers that differ per request or per connection, left out when comparing answers. */
+const VOLATILE_HEADERS = new Set(['x-request-id', 'date', 'connection', 'keep-alive']);
+
+/**
+ * Notes (once per path) where the node floor's headers differ from regmirror's: the floor is only a
+ * floor while it sends what regmirror sends.
+ */
+function compareFloorHeaders(ctx: WorkloadContext, path: string, answers: Map<ServerId, Record<string, string | string[] | undefined>>): void {
+  const rm = answers.get('regmirror');
+  const floor = answers.get('node-floor');
+  if (!rm || !floor) return;
+  const names = new Set([...Object.keys(rm), ...Object.keys(floor)].filter((k) => !VOLATILE_HEADERS.has(k)));
+  const diff = [...names].filter((k) => String(rm[k]) !== String(floor[k])).map((k) => `${k}: regmirror ${JSON.stringify(rm[k])}, node floor ${JSON.stringify(floor[k])}`);
+  if (diff.length > 0) ctx.note(`node floor's headers differ from regmirror's on GET ${path} (update bench/node-floor.ts): ${diff.join('; ')}.`);
+  ctx.log(`${path}: node floor sends regmirror's headers${diff.length > 0 ? ` except ${diff.length}` : ''} (${[...names].sort().join(', ')})`);
 }
 
 /**
@@ -106,13 +125,19 @@ function loopMedian(rs: Measured[]): { loopPct?: number } {
 
 /** Fetches `path` from every server and checks status and digest (this also fills the caches). */
 async function checkBlob(ctx: WorkloadContext, path: string, blob: BlobFile): Promise<void> {
+  const answers = new Map<ServerId, HttpResponse['headers']>();
   for (const s of ctx.servers) {
     const res = await httpGet(s.url + path);
     if (res.status !== 200 || res.body.length !== blob.size || digestOf(res.body) !== blob.digest) {
       throw new Error(`${s.id}: GET ${path} answered ${res.status} with ${res.body.length} bytes (${digestOf(res.body)}), expected ${blob.digest}`);
     }
+    answers.set(s.id, res.headers);
   }
   await settleRelay(ctx.relay);
+  // Compared on a second GET: regmirror's first answer came from a fill, the measured ones from its cache.
+  const rm = ctx.servers.find((s) => s.id === 'regmirror');
+  if (rm) answers.set('regmirror', (await httpGet(rm.url + path)).headers);
+  compareFloorHeaders(ctx, path, answers);
 }
 
 /** Workload 1 (and 6): warm 64 MiB blob throughput at each concurrency; peak RSS meanwhile. */
@@ -221,12 +246,15 @@ export async function warmManifests(ctx: WorkloadContext): Promise<RpsRow[]> {
     ['manifest-digest', m.digest],
   ] as const) {
     const path = `/v2/${m.repo}/manifests/${ref}`;
+    const answers = new Map<ServerId, HttpResponse['headers']>();
     for (const s of ctx.servers) {
       const res = await httpGet(s.url + path, headers);
       if (res.status !== 200 || !res.body.equals(m.body)) {
         throw new Error(`${s.id}: GET ${path} answered ${res.status} with ${res.body.length} bytes, not the manifest (${m.body.length} bytes)`);
       }
+      answers.set(s.id, res.headers);
     }
+    compareFloorHeaders(ctx, path, answers);
     rows.push(...(await rpsWorkload(ctx, target, path, headers)));
   }
   return rows;
@@ -380,6 +408,7 @@ export async function multiRange(ctx: WorkloadContext, opts: RangeWorkloadOption
     const upstream = s3.registry.url;
     for (const kind of opts.kinds) {
       if (kind === 'regmirror') started.push(await startRegmirror({ upstreamUrl: upstream, mainJs: ctx.mainJs, name: 'regmirror-s3' }));
+      else if (kind === 'regmirror-before' && ctx.beforeMainJs) started.push(await startRegmirror({ upstreamUrl: upstream, mainJs: ctx.beforeMainJs, name: 'regmirror-before-s3', id: 'regmirror-before' }));
       else if (kind === 'distribution-proxy') started.push(await startDistributionProxy(upstream, 'distribution-proxy-s3'));
       else if (kind === 'nginx-cache') started.push(await startNginxCache({ originUrl: upstream, workers: params.nginxWorkers, name: 'nginx-cache-s3' }));
     }
