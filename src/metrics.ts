@@ -35,6 +35,7 @@ export class Metrics {
   readonly rangeRequests: Counter<'source' | 'parts'>;
   readonly rangeParts: Counter<'source'>;
   readonly rangeUpstreamBytes: Counter;
+  readonly backgroundFills: Counter<'reason'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -61,6 +62,7 @@ export class Metrics {
     this.rangeRequests = new Counter({ name: `${p}range_requests_total`, help: 'Range requests by source and single/multi', labelNames: ['source', 'parts'], registers });
     this.rangeParts = new Counter({ name: `${p}range_parts_total`, help: 'Parts served in range answers', labelNames: ['source'], registers });
     this.rangeUpstreamBytes = new Counter({ name: `${p}range_upstream_bytes_total`, help: 'Bytes read from upstreams to answer range requests', registers });
+    this.backgroundFills = new Counter({ name: `${p}background_fills_total`, help: 'Whole-blob fills started by the mirror itself, by reason (range-misses: a blob read in pieces again and again)', labelNames: ['reason'], registers });
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: p });
   }
 }

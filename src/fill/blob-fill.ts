@@ -71,7 +71,11 @@ export class BlobFill extends EventEmitter {
   private resolveReady!: () => void;
   private rejectReady!: (e: Error) => void;
 
-  constructor(readonly digest: Digest, private readonly origin: FillOrigin, private readonly deps: FillDeps) {
+  /**
+   * @param namespace the upstream namespace the fill reads from (a joiner from another namespace retries on
+   *   its own upstream when this one has no such blob or refuses it)
+   */
+  constructor(readonly digest: Digest, private readonly origin: FillOrigin, readonly namespace: string, private readonly deps: FillDeps) {
     super();
     this.setMaxListeners(0);
     this.tempPath = deps.store.layout.temp(digest);
@@ -228,6 +232,11 @@ export class BlobFill extends EventEmitter {
   private async read(buf: Buffer, length: number, position: number): Promise<number> {
     const { bytesRead } = await this.handle!.read(buf, 0, length, position);
     return bytesRead;
+  }
+
+  /** Stops the fill (shutdown): the upstream transfer is cut and nothing is cached. */
+  cancel(): void {
+    if (this.state === 'running' || this.state === 'pending') this.abort.abort();
   }
 
   /** True while new readers may attach (not failed, file handle kept open). */

@@ -1,5 +1,5 @@
 /**
- * The request pipeline: request id and logging, `/metrics` and `/healthz`, route, upstream selection
+ * The request pipeline: request id and logging, `/metrics`, `/healthz` and `/readyz`, route, upstream selection
  * (containerd's `?ns=`, a registry-host path prefix, else the default), grammar checks, handler, errors.
  */
 import { randomBytes } from 'node:crypto';
@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import { looksLikeRegistryHost, parseRoute, type Route } from './route.js';
 import type { RepoContext, RequestContext } from './context.js';
 import { sendBuffer, sendError } from './respond.js';
+import type { ReadinessCheck } from './readiness.js';
 
 /** The handlers of the registry API routes. */
 export interface RegistryRoutes {
@@ -27,6 +28,9 @@ export interface PipelineDeps {
   namespaces: Namespaces;
   metrics: Metrics;
   log: Logger;
+  readiness: ReadinessCheck;
+  /** True once the mirror is draining: every answer closes its connection. */
+  draining: () => boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -90,6 +94,7 @@ export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res:
     };
     res.setHeader('x-request-id', id);
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
+    if (deps.draining()) res.setHeader('connection', 'close');
     (res as TrackedResponse)[TRACK] = { deps, ctx, started };
     res.on('close', onResponseClose);
     try {
@@ -100,6 +105,11 @@ export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res:
       }
       if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
         sendBuffer(ctx, 200, HEALTHY, { 'content-type': 'application/json' });
+        return;
+      }
+      if (path === '/readyz' && (req.method === 'GET' || req.method === 'HEAD')) {
+        const r = await deps.readiness.check();
+        sendBuffer(ctx, r.ready ? 200 : 503, Buffer.from(`${JSON.stringify({ status: r.status, ...r.detail })}\n`), { 'content-type': 'application/json', 'cache-control': 'no-store' });
         return;
       }
       await dispatch(deps, ctx, parseRoute(path));
