@@ -10,6 +10,7 @@ import { createLogger, type Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { RedisTagStore } from './tags/redis-store.js';
 import { requestPipeline } from './http/server.js';
+import { MirrorResponse } from './http/response.js';
 import { wire, type MirrorParts } from './wire.js';
 import { DataDirLock } from './store/lock.js';
 
@@ -40,6 +41,7 @@ export class Mirror {
     const { limits } = config;
     this.server = createServer(
       {
+        ServerResponse: MirrorResponse,
         maxHeaderSize: MAX_HEADER_SIZE,
         // A client has this long to send its request headers (slowloris); GETs and HEADs carry no body.
         headersTimeout: limits.headersTimeoutMs,

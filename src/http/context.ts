@@ -1,5 +1,6 @@
 /** What a handler knows about the request it answers. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { MirrorResponse } from './response.js';
 import type { Logger } from '../log.js';
 import type { Kind } from '../metrics.js';
 import type { Upstream } from '../upstream/client.js';
@@ -8,7 +9,7 @@ export interface RequestContext {
   id: string;
   log: Logger;
   req: IncomingMessage;
-  res: ServerResponse;
+  res: MirrorResponse;
   /** True for HEAD: headers as for GET, no body. */
   head: boolean;
   query: URLSearchParams;

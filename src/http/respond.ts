@@ -36,9 +36,11 @@ export function sendError(ctx: RequestContext, err: unknown): void {
 /** Sends a complete body (or only its headers for HEAD). */
 export function sendBuffer(ctx: RequestContext, status: number, body: Buffer, headers: Record<string, string | number> = {}): void {
   const { res } = ctx;
-  res.statusCode = status;
-  for (const k in headers) res.setHeader(k, headers[k]!);
-  res.setHeader('content-length', body.length);
+  // One writeHead with a flat list: the cheapest way Node writes a small answer.
+  const flat: string[] = [];
+  for (const k in headers) flat.push(k, String(headers[k]));
+  flat.push('content-length', String(body.length));
+  res.writeHead(status, flat);
   if (ctx.head) {
     res.end();
     return;

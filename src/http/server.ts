@@ -3,7 +3,8 @@
  * (containerd's `?ns=`, a registry-host path prefix, else the default), grammar checks, handler, errors.
  */
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { MirrorResponse } from './response.js';
 import { NotFound, Unsupported } from '../oci/errors.js';
 import { checkName } from '../oci/names.js';
 import type { Namespaces } from '../upstream/namespaces.js';
@@ -48,7 +49,7 @@ const HEALTHY = Buffer.from('{"status":"ok"}\n');
 const EMPTY_JSON = Buffer.from('{}');
 
 const TRACK = Symbol('regmirror.request');
-type TrackedResponse = ServerResponse & { [TRACK]?: { deps: PipelineDeps; ctx: RequestContext; started: number } };
+type TrackedResponse = MirrorResponse & { [TRACK]?: { deps: PipelineDeps; ctx: RequestContext; started: number } };
 
 /** Counts and logs a finished (or aborted) response. A module-level listener: no closure per request. */
 function onResponseClose(this: TrackedResponse): void {
@@ -71,7 +72,7 @@ function onResponseClose(this: TrackedResponse): void {
 }
 
 /** Builds the function that answers one HTTP request. It never throws. */
-export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res: MirrorResponse) => Promise<void> {
   return async (req, res) => {
     const started = performance.now();
     const id = requestId(req);
@@ -92,9 +93,8 @@ export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res:
       cache: '-',
       bytes: 0,
     };
-    res.setHeader('x-request-id', id);
-    res.setHeader('docker-distribution-api-version', 'registry/2.0');
-    if (deps.draining()) res.setHeader('connection', 'close');
+    res.base = ['x-request-id', id, 'docker-distribution-api-version', 'registry/2.0'];
+    if (deps.draining()) res.base.push('connection', 'close');
     (res as TrackedResponse)[TRACK] = { deps, ctx, started };
     res.on('close', onResponseClose);
     try {
@@ -179,6 +179,6 @@ export function resolveRepository(namespaces: Namespaces, ctx: RequestContext, n
     }
   }
   checkName(clientName);
-  ctx.res.setHeader('oci-namespace', upstream.namespace);
+  ctx.res.base?.push('oci-namespace', upstream.namespace);
   return Object.assign(ctx, { upstream, clientName, repository: upstream.repository(clientName), via });
 }
