@@ -28,7 +28,7 @@ test('the buffer budget hands out large buffers, then small ones under pressure,
   assert.equal(state.got, undefined, 'a spent budget makes the taker wait');
   budget.give(small.pop()!);
   await waiting;
-  assert.equal(state.got?.length, SMALL_BUFFER);
+  assert.equal((state.got as Buffer | undefined)?.length, SMALL_BUFFER);
   for (const b of [...large, ...small, state.got!]) budget.give(b);
   assert.equal(budget.used, 0);
 });
