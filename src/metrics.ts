@@ -36,6 +36,7 @@ export class Metrics {
   readonly rangeParts: Counter<'source'>;
   readonly rangeUpstreamBytes: Counter;
   readonly backgroundFills: Counter<'reason'>;
+  readonly uncachedPulls: Counter<'reason'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -63,6 +64,7 @@ export class Metrics {
     this.rangeParts = new Counter({ name: `${p}range_parts_total`, help: 'Parts served in range answers', labelNames: ['source'], registers });
     this.rangeUpstreamBytes = new Counter({ name: `${p}range_upstream_bytes_total`, help: 'Bytes read from upstreams to answer range requests', registers });
     this.backgroundFills = new Counter({ name: `${p}background_fills_total`, help: 'Whole-blob fills started by the mirror itself, by reason (range-misses: a blob read in pieces again and again)', labelNames: ['reason'], registers });
+    this.uncachedPulls = new Counter({ name: `${p}uncached_pulls_total`, help: 'Blobs passed through without being cached, by reason (disk full, too large, ...)', labelNames: ['reason'], registers });
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: p });
   }
 }
