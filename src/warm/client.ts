@@ -92,18 +92,21 @@ export class MirrorClient {
 
   /**
    * GETs a blob and discards it while hashing: resolves with its size once the bytes match `digest`
-   * (and `size`, when given). `onBytes` gets each chunk's length (negative to undo a failed attempt).
+   * (and `size`, when given). `onBytes` gets each chunk's length (negative to undo a failed attempt);
+   * `keep`, when given, receives the chunks (for small blobs that are read, like image configs).
    */
-  async blob(target: RepoTarget, digest: Digest, size: number | undefined, onBytes: (n: number) => void): Promise<number> {
+  async blob(target: RepoTarget, digest: Digest, size: number | undefined, onBytes: (n: number) => void, keep?: Buffer[]): Promise<number> {
     return this.retry(async () => {
       const res = await this.send(this.url(target, `blobs/${digest.value}`), 'GET', {});
       if (res.statusCode !== 200) throw await this.fail(res, `blob ${digest.value}`);
       const hash = createHash(digest.algorithm);
       let n = 0;
+      keep?.splice(0);
       try {
         for await (const chunk of res.body as AsyncIterable<Buffer>) {
           hash.update(chunk);
           n += chunk.length;
+          keep?.push(chunk);
           onBytes(chunk.length);
           if (size !== undefined && n > size) throw new WarmError('verify', `blob ${digest.value}: more than the ${size} bytes its descriptor gives`);
         }
@@ -186,8 +189,9 @@ export class MirrorClient {
       /* HEAD answers and non-JSON bodies carry no detail */
     }
     const status = res.statusCode;
-    const kind = status === 404 && !/NAME_UNKNOWN.*not configured/i.test(detail) ? 'not-found' : 'mirror';
-    const base = status === 404 ? 'not found' : `HTTP ${status}`;
-    return new WarmError(kind, `${what}: ${base} (mirror answered ${status}${detail ? ` ${detail}` : ''})`, status);
+    const notConfigured = /NAME_UNKNOWN.*not configured/i.test(detail);
+    const kind = status === 404 && !notConfigured ? 'not-found' : 'mirror';
+    const what2 = kind === 'not-found' ? 'not found' : notConfigured ? 'the mirror has no upstream for this registry' : 'the mirror answered with an error';
+    return new WarmError(kind, `${what}: ${what2} (HTTP ${status}${detail ? ` ${detail}` : ''})`, status);
   }
 }

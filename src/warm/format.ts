@@ -22,6 +22,7 @@ export function formatRate(bytesPerSecond: number): string {
 /** `850ms`, `12.3s`, `4m05s`, `1h02m`. */
 export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return '?';
+  if (ms === 0) return '0s';
   if (ms < 1000) return `${Math.round(ms)}ms`;
   const s = ms / 1000;
   if (s < 60) return `${s.toFixed(1)}s`;

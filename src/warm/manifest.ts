@@ -20,7 +20,7 @@ export interface Desc {
 }
 
 /** What a manifest references. */
-export type ManifestContent = { kind: 'index'; mediaType: string; manifests: Desc[] } | { kind: 'image'; mediaType: string; blobs: Desc[] };
+export type ManifestContent = { kind: 'index'; mediaType: string; manifests: Desc[] } | { kind: 'image'; mediaType: string; config?: Desc; blobs: Desc[] };
 
 interface RawDescriptor {
   mediaType?: unknown;
@@ -59,11 +59,12 @@ export function parseManifest(bytes: Buffer, headerType: string, where: string):
     return { kind: 'index', mediaType, manifests: list.map((m) => desc(m, where)) };
   }
   const blobs: Desc[] = [];
-  if (json.config !== undefined) blobs.push(desc(json.config as RawDescriptor, where));
+  const config = json.config !== undefined ? desc(json.config as RawDescriptor, where) : undefined;
+  if (config) blobs.push(config);
   for (const key of ['layers', 'blobs'] as const) {
     const arr = json[key];
     if (Array.isArray(arr)) for (const l of arr as RawDescriptor[]) blobs.push(desc(l, where));
   }
   if (blobs.length === 0) throw new WarmError('invalid', `${where}: manifest of type ${JSON.stringify(mediaType)} references nothing`);
-  return { kind: 'image', mediaType, blobs };
+  return config ? { kind: 'image', mediaType, config, blobs } : { kind: 'image', mediaType, blobs };
 }

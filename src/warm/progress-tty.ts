@@ -119,7 +119,7 @@ export class TtyProgress implements Reporter {
 
   private draw(): void {
     const { rows, total } = this.rows();
-    const lines = renderFrame(rows, total, this.term.columns ?? 80, this.term.rows ?? 24);
+    const lines = renderFrame(rows, total, this.term.columns || 80, this.term.rows || 24);
     this.erase();
     this.term.write(`${lines.join('\n')}\n`);
     this.drawn = lines.length;

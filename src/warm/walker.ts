@@ -38,6 +38,10 @@ export interface BlobState {
   images: string[];
   startedAt?: number;
   promise?: Promise<void>;
+  /** For an image config: the platform it names (read while it streams by). */
+  platform?: Platform;
+  /** Keep the bytes to read the platform from (image configs only). */
+  isConfig?: boolean;
 }
 
 /** Live view of one image for progress rendering. */
@@ -49,6 +53,20 @@ export interface ImageProgress {
   /** Bytes of its blobs (known once resolved). */
   total: number;
   blobs: BlobState[];
+}
+
+/** Image configs up to this size are read for their platform (real ones are a few KiB). */
+const MAX_CONFIG_BYTES = 1 << 20;
+
+/** The platform an image config names (`os`, `architecture`, `variant`), if it is one. */
+function configPlatform(bytes: Buffer): Platform | undefined {
+  try {
+    const c = JSON.parse(bytes.toString('utf8')) as { os?: unknown; architecture?: unknown; variant?: unknown };
+    if (typeof c.os !== 'string' || typeof c.architecture !== 'string') return undefined;
+    return { os: c.os, architecture: c.architecture, ...(typeof c.variant === 'string' && c.variant ? { variant: c.variant } : {}) };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Nesting allowed for indexes inside indexes. */
@@ -106,8 +124,9 @@ export class Warmer {
       const roots = await this.resolveRoots(ref, result);
       const found = new Map<string, Desc>();
       const platforms = new Set<string>();
+      const configs: string[] = [];
       for (const [i, root] of roots.entries()) {
-        const top = await this.walk(ref, root, 0, found, platforms, result);
+        const top = await this.walk(ref, root, 0, found, platforms, configs, result);
         if (i === 0) {
           result.digest = root.value;
           result.mediaType = top;
@@ -120,7 +139,9 @@ export class Warmer {
           result.skippedForeign++;
           continue;
         }
-        blobs.push(this.blob(d, ref.canonical));
+        const b = this.blob(d, ref.canonical);
+        if (configs.includes(d.digest.value) && d.size <= MAX_CONFIG_BYTES) b.isConfig = true;
+        blobs.push(b);
       }
       progress.blobs = blobs;
       progress.total = blobs.reduce((s, b) => s + b.size, 0);
@@ -131,6 +152,9 @@ export class Warmer {
       const outcomes = await Promise.allSettled(blobs.map((b) => this.transfer(b, ref)));
       const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
       if (failed) throw failed.reason;
+      // A manifest reached without an index entry names its platform only in its config.
+      for (const c of configs) platforms.add(this.blobs.get(c)?.platform ? formatPlatform(this.blobs.get(c)!.platform!) : 'unknown');
+      result.platforms = [...platforms].sort();
       result.ok = true;
     } catch (err) {
       result.error = info(asWarmError(err));
@@ -162,7 +186,15 @@ export class Warmer {
     );
     result.tags = answers;
     const primary = answers[0]!;
-    if (primary.error) throw new WarmError(primary.error.kind, primary.error.message);
+    if (primary.error) {
+      // A HEAD error has no body: ask again with GET for the registry error code and message
+      // (e.g. NAME_UNKNOWN "registry X is not configured on this mirror").
+      const lines = CLIENT_ACCEPTS[0]!.lines;
+      await this.pool.run(() => this.client.manifest(ref, tag, 'GET', lines)).catch((err: unknown) => {
+        throw asWarmError(err);
+      });
+      throw new WarmError(primary.error.kind, primary.error.message);
+    }
     const roots: Digest[] = [];
     for (const a of answers) {
       if (a.error) {
@@ -176,7 +208,7 @@ export class Warmer {
   }
 
   /** GETs a manifest by digest, checks it, and walks what it references. Returns its media type. */
-  private async walk(ref: ImageRef, digest: Digest, depth: number, found: Map<string, Desc>, platforms: Set<string>, result: ImageResult, platform?: Platform): Promise<string> {
+  private async walk(ref: ImageRef, digest: Digest, depth: number, found: Map<string, Desc>, platforms: Set<string>, configs: string[], result: ImageResult, platform?: Platform): Promise<string> {
     const where = `${ref.registry}/${ref.repository}@${digest.value}`;
     const target: RepoTarget = ref;
     const a = await this.pool.run(() => this.client.manifest(target, digest.value, 'GET', ANY_MANIFEST_ACCEPT));
@@ -185,7 +217,9 @@ export class Warmer {
     result.manifests++;
     const content = parseManifest(a.bytes, a.mediaType, where);
     if (content.kind === 'image') {
-      platforms.add(platform ? formatPlatform(platform) : 'unknown');
+      if (platform) platforms.add(formatPlatform(platform));
+      else if (content.config) configs.push(content.config.digest.value);
+      else platforms.add('unknown');
       for (const b of content.blobs) if (!found.has(b.digest.value)) found.set(b.digest.value, b);
       return content.mediaType;
     }
@@ -197,7 +231,7 @@ export class Warmer {
       const asked = want === 'all' ? 'any platform' : want.map(formatPlatform).join(', ');
       throw new WarmError('platform', `${ref.canonical}: no manifest for ${asked} in the index (it has: ${has})`);
     }
-    await Promise.all(children.map((c) => this.walk(ref, c.digest, depth + 1, found, platforms, result, c.platform)));
+    await Promise.all(children.map((c) => this.walk(ref, c.digest, depth + 1, found, platforms, configs, result, c.platform)));
     return content.mediaType;
   }
 
@@ -218,9 +252,11 @@ export class Warmer {
       .run(async () => {
         b.status = 'running';
         b.startedAt = this.elapsed();
+        const keep: Buffer[] | undefined = b.isConfig ? [] : undefined;
         await this.client.blob(ref, b.digest, b.size, (n) => {
           b.received += n;
-        });
+        }, keep);
+        if (keep) b.platform = configPlatform(Buffer.concat(keep));
       })
       .then(
         () => {
