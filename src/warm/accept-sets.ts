@@ -11,12 +11,14 @@
  * not warm for another: `regmirror warm` asks once with each set.
  */
 
+import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from '../oci/accept.js';
+
 /** Manifest media types (image-spec and Docker schema2). */
 export const MediaTypes = {
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  ociIndex: OCI_INDEX,
+  ociManifest: OCI_MANIFEST,
+  dockerList: DOCKER_LIST,
+  dockerManifest: DOCKER_MANIFEST,
 } as const;
 
 /** The media types of manifests that list other manifests (per platform). */

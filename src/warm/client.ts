@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Agent, request, type Dispatcher } from 'undici';
-import type { Digest } from '../registry/grammar.js';
+import type { Digest } from '../oci/digest.js';
 import { WarmError } from './errors.js';
 
 /** A repository on a registry, as the mirror is asked for it. */

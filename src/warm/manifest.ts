@@ -3,8 +3,8 @@
  * names per-platform manifests; an image manifest names its config and layers. Anything else with
  * `layers` or `blobs` (artifacts) is walked for its blobs too.
  */
-import type { Digest } from '../registry/grammar.js';
-import { parseDigest } from '../registry/grammar.js';
+import type { Digest } from '../oci/digest.js';
+import { parseDigest } from '../oci/digest.js';
 import { INDEX_TYPES } from './accept-sets.js';
 import { WarmError } from './errors.js';
 import type { Platform } from './platform.js';

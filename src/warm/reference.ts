@@ -4,7 +4,8 @@
  * `localhost`) names the registry, anything else is Docker Hub, where one-component names live
  * under `library/`.
  */
-import { isValidName, isValidTag, parseDigest, type Digest } from '../registry/grammar.js';
+import { parseDigest, type Digest } from '../oci/digest.js';
+import { isValidName, isValidTag } from '../oci/names.js';
 
 /** Docker Hub's canonical registry name (what containerd sends as `?ns=`). */
 export const DOCKER_HUB = 'docker.io';

@@ -11,7 +11,7 @@
  * Blobs are shared across images: one transfer per digest per run. Transfers run in a bounded pool.
  */
 import { createHash } from 'node:crypto';
-import { parseDigest, type Digest } from '../registry/grammar.js';
+import { parseDigest, type Digest } from '../oci/digest.js';
 import { ANY_MANIFEST_ACCEPT, CLIENT_ACCEPTS } from './accept-sets.js';
 import type { MirrorClient, RepoTarget } from './client.js';
 import { WarmError, asWarmError } from './errors.js';

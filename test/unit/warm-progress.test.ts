@@ -12,7 +12,7 @@ import { MirrorClient } from '../../src/warm/client.js';
 import { Pool } from '../../src/warm/pool.js';
 import { formatSummary, type Summary } from '../../src/warm/summary.js';
 import { formatBytes, formatDuration, RateMeter } from '../../src/warm/format.js';
-import { parseDigest } from '../../src/registry/grammar.js';
+import { parseDigest } from '../../src/oci/digest.js';
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f]/;
