@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanupAll, freePort, requireCommands, tmpDir } from '../harness/proc.js';
+import { cleanupAll, freePort, requireCommands, run, spawnProc, tmpDir } from '../harness/proc.js';
 import { startRegistry, type AccessEntry, type Registry } from '../harness/registry.js';
 import { makeImage, makeIndex, pullImage, pushImage, type GeneratedImage, type GeneratedIndex } from '../harness/oci.js';
 import { ctrFetch, startContainerd, writeHostsToml } from '../harness/containerd.js';
@@ -161,6 +161,32 @@ describe('regmirror warm', () => {
     assert.equal(skLog.length, 0, `skopeo's pull reached the upstream:\n${describeLog(skLog)}`);
     assert.equal((await m.metric('regmirror_upstream_requests_total')) - upstreamBefore, 0, 'the mirror sent no upstream request');
     await ctd.stop();
+  });
+
+  test('dockerd (registry-mirrors, no ?ns=, its own Accept lines) pulls with 0 upstream requests after warm', async () => {
+    requireCommands('dockerd', 'docker');
+    const m = await startMirror({ upstreams: [`docker.io=${registry.url}`], tagTtl: '1h' });
+    const warm = await cli(['warm', '--mirror', m.url, 'app:v1', 'team/multi:1.0']);
+    assert.equal(warm.code, 0, warm.stdout + warm.stderr);
+    await settleAndReset();
+    const d = await tmpDir('dockerd-');
+    const sock = join(d, 'sock');
+    // A private daemon (testing.md): its own root, exec root and socket, no networking set-up.
+    await spawnProc(
+      'dockerd',
+      ['--data-root', join(d, 'root'), '--exec-root', join(d, 'exec'), '--pidfile', join(d, 'pid'), '-H', `unix://${sock}`, '--storage-driver', 'vfs',
+        '--iptables=false', '--ip6tables=false', '--bridge=none', '--registry-mirror', m.url, '--insecure-registry', m.host],
+      { name: 'dockerd', logDir: d, ready: /API listen on/, readyTimeoutMs: 60_000 },
+    );
+    const before = await m.metric('regmirror_upstream_requests_total');
+    await run('docker', ['-H', `unix://${sock}`, 'pull', 'app:v1'], { name: 'docker-pull', timeoutMs: 120_000 });
+    await run('docker', ['-H', `unix://${sock}`, 'pull', 'team/multi:1.0'], { name: 'docker-pull', timeoutMs: 120_000 });
+    await registry.settle();
+    const log = registry.accessLog();
+    console.log(`# dockerd first pull after warm: ${log.length} upstream requests`);
+    assert.equal(log.length, 0, `dockerd's pull reached the upstream:\n${describeLog(log)}`);
+    assert.equal((await m.metric('regmirror_upstream_requests_total')) - before, 0);
+    assert.ok((await m.metric('regmirror_cache_hits_total', { kind: 'blob' })) >= 6, 'dockerd got its blobs from the mirror');
   });
 
   test('--json --all-platforms: one JSON object per line, every platform fetched, a summary last', async () => {
