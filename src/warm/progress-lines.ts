@@ -56,7 +56,7 @@ export class LineProgress implements Reporter {
         this.line(e.t, `start ${e.ref}`);
         return;
       case 'image-resolved':
-        this.line(e.t, `resolved ${e.ref} -> ${shortDigest(e.digest)} (${e.platforms.join(', ') || '-'}; ${e.manifests} manifest${e.manifests === 1 ? '' : 's'}, ${e.blobs} blobs, ${formatBytes(e.bytes)})`);
+        this.line(e.t, `resolved ${e.ref} -> ${shortDigest(e.digest)} (${e.platforms.join(', ') || 'single manifest'}; ${e.manifests} manifest${e.manifests === 1 ? '' : 's'}, ${e.blobs} blobs, ${formatBytes(e.bytes)})`);
         return;
       case 'blob-done':
         this.line(e.t, `blob ${shortDigest(e.digest)} ${formatBytes(e.size)} in ${formatDuration(e.ms)}${e.ms > 0 ? ` (${formatRate((e.size * 1000) / e.ms)})` : ''} ${e.images.join(', ')}`);

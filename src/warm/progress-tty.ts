@@ -33,20 +33,27 @@ function fit(s: string, width: number): string {
   return `…${s.slice(s.length - width + 1)}`;
 }
 
-/** Renders one bar row in exactly `width - 1` columns or fewer (a full-width line would wrap on some terminals). */
-export function renderRow(row: BarRow, width: number, labelWidth: number): string {
+/** The text after a row's bar: bytes, rate and ETA while fetching, else the state. */
+export function rowTail(row: BarRow): string {
+  if (row.status === 'resolving') return 'resolving…';
+  if (row.status === 'failed') return 'FAILED';
+  if (row.status === 'done') return `${formatBytes(row.total)} done`;
+  const left = eta(row.total - row.received, row.rate);
+  return `${formatBytes(row.received)}/${formatBytes(row.total)} ${formatRate(row.rate)} ETA ${left === undefined ? '?' : formatDuration(left)}`;
+}
+
+/**
+ * Renders one bar row in `width - 1` columns or fewer (a full-width line wraps on some terminals, and
+ * a wrapped line breaks redrawing in place). Rows of one frame get the same `labelWidth` and
+ * `tailWidth`, so their bars line up.
+ */
+export function renderRow(row: BarRow, width: number, labelWidth: number, tailWidth?: number): string {
   const pct = row.total > 0 ? `${Math.floor((Math.min(row.received, row.total) / row.total) * 100)}%`.padStart(4) : '   -';
-  let tail: string;
-  if (row.status === 'resolving') tail = 'resolving…';
-  else if (row.status === 'failed') tail = 'FAILED';
-  else if (row.status === 'done') tail = `${formatBytes(row.total)} done`;
-  else {
-    const left = eta(row.total - row.received, row.rate);
-    tail = `${formatBytes(row.received)}/${formatBytes(row.total)} ${formatRate(row.rate)} ETA ${left === undefined ? '?' : formatDuration(left)}`;
-  }
+  const tail = rowTail(row);
+  const tw = Math.max(tail.length, tailWidth ?? 0);
   const usable = Math.max(20, width - 1);
-  const label = fit(clean(row.label), Math.min(labelWidth, Math.max(8, usable - 20 - tail.length)));
-  const barWidth = Math.max(5, Math.min(30, usable - label.length - pct.length - tail.length - 4));
+  const label = fit(clean(row.label), Math.min(labelWidth, Math.max(8, usable - tw - 12)));
+  const barWidth = Math.max(5, Math.min(30, usable - label.length - pct.length - tw - 3));
   return `${label} ${bar(row.received, row.total, barWidth)} ${pct} ${tail}`.slice(0, usable);
 }
 
@@ -65,9 +72,10 @@ export function renderFrame(rows: BarRow[], total: BarRow, width: number, maxRow
     hidden = rows.length - shown.length;
   }
   const labelWidth = Math.max(5, ...shown.map((r) => r.label.length), total.label.length);
-  const lines = shown.map((r) => renderRow(r, width, labelWidth));
+  const tailWidth = Math.max(...[...shown, total].map((r) => rowTail(r).length));
+  const lines = shown.map((r) => renderRow(r, width, labelWidth, tailWidth));
   if (hidden) lines.push(`  … ${hidden} more image${hidden > 1 ? 's' : ''}`.slice(0, Math.max(20, width - 1)));
-  lines.push(renderRow(total, width, labelWidth));
+  lines.push(renderRow(total, width, labelWidth, tailWidth));
   return lines;
 }
 

@@ -12,7 +12,7 @@ import { Warmer } from './walker.js';
 export interface RunOptions {
   mirror: string;
   platforms: Platform[] | 'all';
-  /** Transfers (and connections) at once. */
+  /** Blob transfers at once (manifest requests get as many slots of their own, at least 2). */
   concurrency: number;
   /** Builds the progress display once the warmer exists. */
   reporter: (warmer: Warmer) => Reporter;
@@ -25,11 +25,12 @@ async function counters(client: MirrorClient): Promise<MirrorCounters | Error> {
 
 /** Warms every image (all at once; transfers bounded by the pool) and returns the summary. */
 export async function warmImages(images: string[], opts: RunOptions): Promise<Summary> {
-  const client = new MirrorClient(opts.mirror, { connections: opts.concurrency });
+  const manifestSlots = Math.max(2, opts.concurrency);
+  const client = new MirrorClient(opts.mirror, { connections: opts.concurrency + manifestSlots });
   try {
-    const pool = new Pool(opts.concurrency);
+    const pools = { blobs: new Pool(opts.concurrency), manifests: new Pool(manifestSlots) };
     let reporter: Reporter | undefined;
-    const warmer = new Warmer(client, pool, (e) => reporter?.event(e), { platforms: opts.platforms });
+    const warmer = new Warmer(client, pools, (e) => reporter?.event(e), { platforms: opts.platforms });
     reporter = opts.reporter(warmer);
     const before = await counters(client);
     reporter.start();

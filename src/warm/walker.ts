@@ -8,7 +8,7 @@
  * 3. every config and layer blob is GET through the mirror and hashed as it streams by (and thrown
  *    away): the mirror caches and verifies it, and the client side checks it too.
  *
- * Blobs are shared across images: one transfer per digest per run. Transfers run in a bounded pool.
+ * Blobs are shared across images: one transfer per digest per run. Requests run in bounded pools.
  */
 import { createHash } from 'node:crypto';
 import { parseDigest, type Digest } from '../oci/digest.js';
@@ -20,6 +20,15 @@ import { parseManifest, type Desc } from './manifest.js';
 import { formatPlatform, platformMatches, type Platform } from './platform.js';
 import type { Pool } from './pool.js';
 import { parseImageRef, type ImageRef } from './reference.js';
+
+/**
+ * Request slots: blob transfers in one pool, manifest requests (small, and what every image waits on
+ * first) in another, so resolving the next image never queues behind large layers.
+ */
+export interface WarmerPools {
+  blobs: Pool;
+  manifests: Pool;
+}
 
 /** Options for {@link Warmer}. */
 export interface WarmerOptions {
@@ -85,7 +94,7 @@ export class Warmer {
 
   constructor(
     private readonly client: MirrorClient,
-    private readonly pool: Pool,
+    private readonly pools: WarmerPools,
     private readonly emit: WarmListener,
     private readonly opts: WarmerOptions,
   ) {
@@ -173,9 +182,9 @@ export class Warmer {
     const answers: TagAnswerInfo[] = await Promise.all(
       CLIENT_ACCEPTS.map(async ({ client, lines }): Promise<TagAnswerInfo> => {
         try {
-          let a = await this.pool.run(() => this.client.manifest(ref, tag, 'HEAD', lines));
+          let a = await this.pools.manifests.run(() => this.client.manifest(ref, tag, 'HEAD', lines));
           // A mirror that gives no digest on HEAD: GET and hash what it sends, as clients do.
-          if (!a.digest) a = await this.pool.run(() => this.client.manifest(ref, tag, 'GET', lines));
+          if (!a.digest) a = await this.pools.manifests.run(() => this.client.manifest(ref, tag, 'GET', lines));
           const digest = a.digest ?? (a.bytes.length ? `sha256:${createHash('sha256').update(a.bytes).digest('hex')}` : undefined);
           if (!digest || !parseDigest(digest)) throw new WarmError('invalid', `tag ${ref.canonical}: the mirror gave no valid Docker-Content-Digest for ${client}'s Accept`);
           return { client, digest, mediaType: a.mediaType };
@@ -190,7 +199,7 @@ export class Warmer {
       // A HEAD error has no body: ask again with GET for the registry error code and message
       // (e.g. NAME_UNKNOWN "registry X is not configured on this mirror").
       const lines = CLIENT_ACCEPTS[0]!.lines;
-      await this.pool.run(() => this.client.manifest(ref, tag, 'GET', lines)).catch((err: unknown) => {
+      await this.pools.manifests.run(() => this.client.manifest(ref, tag, 'GET', lines)).catch((err: unknown) => {
         throw asWarmError(err);
       });
       throw new WarmError(primary.error.kind, primary.error.message);
@@ -211,7 +220,7 @@ export class Warmer {
   private async walk(ref: ImageRef, digest: Digest, depth: number, found: Map<string, Desc>, platforms: Set<string>, configs: string[], result: ImageResult, platform?: Platform): Promise<string> {
     const where = `${ref.registry}/${ref.repository}@${digest.value}`;
     const target: RepoTarget = ref;
-    const a = await this.pool.run(() => this.client.manifest(target, digest.value, 'GET', ANY_MANIFEST_ACCEPT));
+    const a = await this.pools.manifests.run(() => this.client.manifest(target, digest.value, 'GET', ANY_MANIFEST_ACCEPT));
     const got = `${digest.algorithm}:${createHash(digest.algorithm).update(a.bytes).digest('hex')}`;
     if (got !== digest.value) throw new WarmError('verify', `manifest ${where}: the mirror sent bytes hashing to ${got}`);
     result.manifests++;
@@ -248,7 +257,7 @@ export class Warmer {
 
   /** Fetches a blob once per run; later callers share the transfer. */
   private transfer(b: BlobState, ref: ImageRef): Promise<void> {
-    b.promise ??= this.pool
+    b.promise ??= this.pools.blobs
       .run(async () => {
         b.status = 'running';
         b.startedAt = this.elapsed();
