@@ -9,7 +9,8 @@ import { JsonProgress } from '../warm/progress-json.js';
 import { LineProgress } from '../warm/progress-lines.js';
 import { TtyProgress } from '../warm/progress-tty.js';
 import { parseRefList } from '../warm/reference.js';
-import { clean, type Reporter } from '../warm/reporter.js';
+import { clean } from '../warm/format.js';
+import type { Reporter } from '../warm/reporter.js';
 import { warmImages } from '../warm/run.js';
 
 function readList(path: string): string[] {

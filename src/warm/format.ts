@@ -66,3 +66,12 @@ export function eta(remaining: number, rate: number): number | undefined {
   if (rate <= 0) return undefined;
   return (remaining / rate) * 1000;
 }
+
+/**
+ * Removes control characters (ESC, CR, BEL…) from text that came from elsewhere (error messages from
+ * the mirror, references from a LIST file): CI logs must not get them, and a terminal must not obey them.
+ */
+export function clean(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+}

@@ -1,31 +1,22 @@
 /** `--json`: every event as one JSON object per line, a `progress` object every `intervalMs`, then the summary. */
 import type { WarmEvent } from './events.js';
-import { RateMeter } from './format.js';
-import type { Output, Reporter } from './reporter.js';
+import { PeriodicTotals, type Output, type Reporter } from './reporter.js';
 import type { Summary } from './summary.js';
 import type { Warmer } from './walker.js';
 
 export class JsonProgress implements Reporter {
-  private timer: NodeJS.Timeout | undefined;
-  private readonly meter = new RateMeter(10_000);
+  private readonly periodic: PeriodicTotals;
 
   constructor(
     private readonly out: Output,
-    private readonly warmer: Warmer,
-    private readonly intervalMs: number,
-  ) {}
+    warmer: Warmer,
+    intervalMs: number,
+  ) {
+    this.periodic = new PeriodicTotals(warmer, intervalMs, (t, totals, rate) => this.write({ type: 'progress', t: Math.round(t), ...totals, bytesPerSecond: Math.round(rate) }));
+  }
 
   start(): void {
-    this.meter.sample(this.warmer.elapsed(), 0);
-    if (this.intervalMs > 0) {
-      this.timer = setInterval(() => {
-        const t = this.warmer.elapsed();
-        const totals = this.warmer.totals();
-        this.meter.sample(t, totals.received);
-        this.write({ type: 'progress', t: Math.round(t), ...totals, bytesPerSecond: Math.round(this.meter.rate()) });
-      }, this.intervalMs);
-      this.timer.unref();
-    }
+    this.periodic.start();
   }
 
   private write(o: object): void {
@@ -37,7 +28,7 @@ export class JsonProgress implements Reporter {
   }
 
   finish(summary: Summary): void {
-    if (this.timer) clearInterval(this.timer);
+    this.periodic.stop();
     this.write(summary);
   }
 }

@@ -3,8 +3,8 @@
  * an image is resolved or fails, and a total line every `intervalMs`. Plain text, no control characters.
  */
 import type { WarmEvent } from './events.js';
-import { eta, formatBytes, formatDuration, formatRate, RateMeter, shortDigest } from './format.js';
-import { clean, type Output, type Reporter } from './reporter.js';
+import { clean, eta, formatBytes, formatDuration, formatRate, shortDigest } from './format.js';
+import { PeriodicTotals, type Output, type Reporter } from './reporter.js';
 import { formatSummary, type Summary } from './summary.js';
 import type { Warmer } from './walker.js';
 
@@ -23,31 +23,22 @@ export function totalLine(warmer: Warmer, rate: number): string {
 }
 
 export class LineProgress implements Reporter {
-  private timer: NodeJS.Timeout | undefined;
-  private readonly meter = new RateMeter(10_000);
+  private readonly periodic: PeriodicTotals;
 
   constructor(
     private readonly out: Output,
     private readonly warmer: Warmer,
-    private readonly intervalMs: number,
-  ) {}
+    intervalMs: number,
+  ) {
+    this.periodic = new PeriodicTotals(warmer, intervalMs, (t, _totals, rate) => this.line(t, totalLine(warmer, rate)));
+  }
 
   start(): void {
-    this.meter.sample(this.warmer.elapsed(), 0);
-    if (this.intervalMs > 0) {
-      this.timer = setInterval(() => this.total(), this.intervalMs);
-      this.timer.unref();
-    }
+    this.periodic.start();
   }
 
   private line(t: number, text: string): void {
     this.out.write(`${stamp(t)} ${clean(text)}\n`);
-  }
-
-  private total(): void {
-    const t = this.warmer.elapsed();
-    this.meter.sample(t, this.warmer.totals().received);
-    this.line(t, totalLine(this.warmer, this.meter.rate()));
   }
 
   event(e: WarmEvent): void {
@@ -74,7 +65,7 @@ export class LineProgress implements Reporter {
   }
 
   finish(summary: Summary): void {
-    if (this.timer) clearInterval(this.timer);
+    this.periodic.stop();
     const t = this.warmer.elapsed();
     const tot = this.warmer.totals();
     const avg = t > 0 ? (tot.received * 1000) / t : 0;

@@ -4,8 +4,8 @@
  * {@link renderFrame} is pure (state and width in, lines out) so it is tested without a terminal.
  */
 import type { WarmEvent } from './events.js';
-import { eta, formatBytes, formatDuration, formatRate, RateMeter } from './format.js';
-import { clean, type Output, type Reporter } from './reporter.js';
+import { clean, eta, formatBytes, formatDuration, formatRate, RateMeter } from './format.js';
+import type { Output, Reporter } from './reporter.js';
 import { formatSummary, type Summary } from './summary.js';
 import type { ImageProgress, Warmer } from './walker.js';
 

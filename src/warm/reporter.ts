@@ -1,6 +1,8 @@
 /** What every progress display implements; the run feeds it events and, at the end, the summary. */
 import type { WarmEvent } from './events.js';
+import { RateMeter } from './format.js';
 import type { Summary } from './summary.js';
+import type { Warmer } from './walker.js';
 
 export interface Reporter {
   /** Called once before the first image starts. */
@@ -15,11 +17,36 @@ export interface Output {
   write(text: string): unknown;
 }
 
+/** The run's totals as {@link Warmer.totals} gives them. */
+export type Totals = ReturnType<Warmer['totals']>;
+
 /**
- * Removes control characters (ESC, CR, BEL…) from text that came from elsewhere (error messages from
- * the mirror, references from a LIST file): CI logs must not get them, and a terminal must not obey them.
+ * Calls `tick` every `intervalMs` (never when 0) with the run's totals and the transfer rate over
+ * the last 10 s: the periodic total line of logs and `--json`. The timer never keeps the process alive.
  */
-export function clean(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+export class PeriodicTotals {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly meter = new RateMeter(10_000);
+
+  constructor(
+    private readonly warmer: Warmer,
+    private readonly intervalMs: number,
+    private readonly tick: (t: number, totals: Totals, rate: number) => void,
+  ) {}
+
+  start(): void {
+    this.meter.sample(this.warmer.elapsed(), 0);
+    if (this.intervalMs <= 0) return;
+    this.timer = setInterval(() => {
+      const t = this.warmer.elapsed();
+      const totals = this.warmer.totals();
+      this.meter.sample(t, totals.received);
+      this.tick(t, totals, this.meter.rate());
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
 }

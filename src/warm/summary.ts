@@ -1,8 +1,7 @@
 /** The end of a run: a table per image, the totals, and the mirror's own account from `/metrics`. */
 import type { ImageResult } from './events.js';
-import { formatBytes, formatDuration, formatRate } from './format.js';
+import { clean, formatBytes, formatDuration, formatRate } from './format.js';
 import type { MirrorCounters } from './mirror-metrics.js';
-import { clean } from './reporter.js';
 
 /** Everything `regmirror warm` found, for people (formatted) and machines (`--json`). */
 export interface Summary {
