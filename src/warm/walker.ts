@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { parseDigest, type Digest } from '../oci/digest.js';
-import { ANY_MANIFEST_ACCEPT, CLIENT_ACCEPTS } from './accept-sets.js';
+import { ANY_MANIFEST_ACCEPT, CLIENT_ACCEPTS, type ClientAccept } from './accept-sets.js';
 import type { MirrorClient, RepoTarget } from './client.js';
 import { WarmError, asWarmError } from './errors.js';
 import type { ErrorInfo, ImageResult, TagAnswerInfo, WarmListener } from './events.js';
@@ -175,35 +175,38 @@ export class Warmer {
     return result;
   }
 
-  /** The manifests to walk: the digest given, or what each client's Accept set resolves the tag to. */
+  /**
+   * The manifests to walk: the digest given, or what each client's Accept set resolves the tag to.
+   * The first set (containerd's) is asked alone, so the others find the manifest cached on a cold mirror.
+   */
   private async resolveRoots(ref: ImageRef, result: ImageResult): Promise<Digest[]> {
     if (ref.digest) return [ref.digest];
     const tag = ref.tag!;
-    const answers: TagAnswerInfo[] = await Promise.all(
-      CLIENT_ACCEPTS.map(async ({ client, lines }): Promise<TagAnswerInfo> => {
-        try {
-          let a = await this.pools.manifests.run(() => this.client.manifest(ref, tag, 'HEAD', lines));
-          // A mirror that gives no digest on HEAD: GET and hash what it sends, as clients do.
-          if (!a.digest) a = await this.pools.manifests.run(() => this.client.manifest(ref, tag, 'GET', lines));
-          const digest = a.digest ?? (a.bytes.length ? `sha256:${createHash('sha256').update(a.bytes).digest('hex')}` : undefined);
-          if (!digest || !parseDigest(digest)) throw new WarmError('invalid', `tag ${ref.canonical}: the mirror gave no valid Docker-Content-Digest for ${client}'s Accept`);
-          return { client, digest, mediaType: a.mediaType };
-        } catch (err) {
-          return { client, error: info(asWarmError(err)) };
-        }
-      }),
-    );
-    result.tags = answers;
-    const primary = answers[0]!;
+    const ask = async ({ client, lines }: ClientAccept, method: 'HEAD' | 'GET' = 'HEAD'): Promise<TagAnswerInfo> => {
+      try {
+        let a = await this.pools.manifests.run(() => this.client.manifest(ref, tag, method, lines));
+        // A mirror that gives no digest on HEAD: GET and hash what it sends, as clients do.
+        if (!a.digest && method === 'HEAD') a = await this.pools.manifests.run(() => this.client.manifest(ref, tag, 'GET', lines));
+        const digest = a.digest ?? (a.bytes.length ? `sha256:${createHash('sha256').update(a.bytes).digest('hex')}` : undefined);
+        if (!digest || !parseDigest(digest)) throw new WarmError('invalid', `tag ${ref.canonical}: the mirror gave no valid Docker-Content-Digest for ${client}'s Accept`);
+        return { client, digest, mediaType: a.mediaType };
+      } catch (err) {
+        return { client, error: info(asWarmError(err)) };
+      }
+    };
+    const [first, ...others] = CLIENT_ACCEPTS as [ClientAccept, ...ClientAccept[]];
+    let primary = await ask(first);
     if (primary.error) {
       // A HEAD error has no body: ask again with GET for the registry error code and message
       // (e.g. NAME_UNKNOWN "registry X is not configured on this mirror").
-      const lines = CLIENT_ACCEPTS[0]!.lines;
-      await this.pools.manifests.run(() => this.client.manifest(ref, tag, 'GET', lines)).catch((err: unknown) => {
-        throw asWarmError(err);
-      });
-      throw new WarmError(primary.error.kind, primary.error.message);
+      primary = await ask(first, 'GET');
+      if (primary.error) {
+        result.tags = [primary];
+        throw new WarmError(primary.error.kind, primary.error.message);
+      }
     }
+    const answers = [primary, ...(await Promise.all(others.map((o) => ask(o))))];
+    result.tags = answers;
     const roots: Digest[] = [];
     for (const a of answers) {
       if (a.error) {
