@@ -22,6 +22,7 @@ import { startRegistry, type AccessEntry, type Registry } from '../harness/regis
 import { makeImage, makeIndex, pullImage, pushImage, type GeneratedImage, type GeneratedIndex } from '../harness/oci.js';
 import { ctrFetch, startContainerd, writeHostsToml } from '../harness/containerd.js';
 import { startMirror, type TestMirror } from '../helpers/mirror.js';
+import { startRelay } from '../harness/relay.js';
 import { formatPlatform, hostPlatform, type Platform } from '../../src/warm/platform.js';
 
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
@@ -240,6 +241,32 @@ describe('regmirror warm', () => {
     const bad = await cli(['warm', '--mirror', m.url, 'App:v1']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /App:v1: invalid image reference "App:v1": repository names must be lowercase/);
+  });
+
+  test('over a slow or faulty link to the mirror: periodic totals, a broken transfer retried, corrupt bytes refused', async () => {
+    const m = await startMirror({ upstreams: [`docker.io=${registry.url}`], tagTtl: '1h' });
+    // 2.3 MiB at 1 MiB/s: a run of about 2 s, so a 0.2 s interval must print totals before the end.
+    const slow = await startRelay({ target: m.url, bytesPerSecond: 2 ** 20, name: 'slow-link' });
+    const res = await cli(['warm', '--mirror', slow.url, '--progress-interval', '0.2', 'app:v1']);
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    const totals = res.stdout.split('\n').filter((l) => /\] total: /.test(l));
+    assert.ok(totals.length >= 3, `periodic total lines and the final one:\n${res.stdout}`);
+    assert.match(totals[0]!, /total: [\d.]+ (B|KiB|MiB) of 2\.29 MiB \(\d+%\), [\d.]+ (B|KiB|MiB)\/s, ETA /);
+    assert.ok(!CONTROL.test(res.stdout.replace(/\n/g, '')));
+
+    const faulty = await startRelay({ target: m.url, name: 'faulty-link' });
+    // One blob transfer cut after 1 KiB: retried, and the run succeeds.
+    faulty.setMode('truncate', { times: 1, afterBytes: 1024 });
+    const retried = await cli(['warm', '--mirror', faulty.url, 'app:v1']);
+    assert.equal(retried.code, 0, retried.stdout + retried.stderr);
+    assert.equal(faulty.stats().log.filter((r) => r.fault === 'truncate').length, 1);
+    // Every blob body corrupted on the way: the client-side digest check fails the image, naming the blob.
+    faulty.setMode('corrupt');
+    const bad = await cli(['warm', '--mirror', faulty.url, 'app:v1']);
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+    assert.match(bad.stderr, /app:v1: blob sha256:[0-9a-f]{64}: the mirror sent \d+ bytes hashing to sha256:[0-9a-f]{64}/);
+    assert.match(bad.stdout, /FAILED \(verify\)/);
+    faulty.setMode('pass');
   });
 
   test('on a terminal: bars per image and a total, redrawn in place, then the summary', async () => {
