@@ -34,7 +34,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (args.images.length === 0) throw new Error('the --file lists name no image');
   } catch (err) {
-    process.stderr.write(`regmirror warm: ${(err as Error).message}\n\n${warmUsage()}`);
+    process.stderr.write(`regmirror warm: ${(err as Error).message}\n(regmirror warm --help shows the options)\n`);
     return 2;
   }
   const { json, progressIntervalMs } = args;

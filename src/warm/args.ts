@@ -22,7 +22,7 @@ Options:
   --platform OS/ARCH[/VAR]   platform to warm from multi-platform images; repeatable
                              [this host's: %HOST%]
   --all-platforms            warm every platform of an index
-  --concurrency N            transfers at once [4]
+  --concurrency N            blob transfers at once [4]
   --file LIST                read references from LIST (one per line, # comments; - for stdin); repeatable
   --json                     machine-readable output: one JSON event per line, then a summary
   --progress-interval SECS   how often a total line is printed in logs and --json [10]
