@@ -17,6 +17,8 @@ export interface RequestContext {
   cache: string;
   /** Body bytes sent, counted by handlers that stream. */
   bytes: number;
+  /** The registry error answered, for the request log: its code and a reason a person can act on. */
+  error?: { code: string; reason: string };
 }
 
 /** A request resolved to an upstream repository. */

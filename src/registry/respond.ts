@@ -13,6 +13,7 @@ export function sendError(ctx: RequestContext, err: unknown): void {
   }
   const e = err instanceof RegistryError ? err : new RegistryError('UNAVAILABLE', undefined, { message: 'internal error' });
   if (!(err instanceof RegistryError)) ctx.log.error({ err }, 'unexpected error');
+  ctx.error = { code: e.code, reason: err instanceof RegistryError ? reasonOf(e) : `internal error: ${err instanceof Error ? err.message : String(err)}` };
   const body = e.body();
   res.statusCode = e.status;
   for (const name of ['content-range', 'accept-ranges', 'etag', 'docker-content-digest', 'content-encoding', 'vary']) res.removeHeader(name);
@@ -23,9 +24,27 @@ export function sendError(ctx: RequestContext, err: unknown): void {
     res.setHeader('content-length', '0');
     res.end();
   } else {
-    res.setHeader('content-length', Buffer.byteLength(body));
+    const bytes = Buffer.byteLength(body);
+    res.setHeader('content-length', bytes);
+    ctx.bytes += bytes;
     res.end(body);
   }
+}
+
+/** Detail fields worth a log line, in the order a person reads them. */
+const REASON_FIELDS = ['upstream', 'status', 'code', 'error', 'reason', 'message', 'registry', 'method'];
+
+/** The error's message with the detail that explains it (`upstream=docker.io, error=ECONNREFUSED`). */
+function reasonOf(e: RegistryError): string {
+  const d = e.detail;
+  if (!d || typeof d !== 'object') return e.message;
+  const o = d as Record<string, unknown>;
+  const parts: string[] = [];
+  for (const k of REASON_FIELDS) {
+    const v = o[k];
+    if (typeof v === 'string' || typeof v === 'number') parts.push(`${k}=${String(v).slice(0, 200)}`);
+  }
+  return parts.length > 0 ? `${e.message} (${parts.join(', ')})` : e.message;
 }
 
 /** Sends a complete body (or only its headers for HEAD). */

@@ -3,7 +3,7 @@
  * (containerd's `?ns=`, a registry-host path prefix, else the default), grammar checks, handler, errors.
  */
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Mirror } from '../mirror.js';
 import { RegistryError } from './errors.js';
 import { checkName } from './grammar.js';
@@ -27,7 +27,22 @@ function requestId(req: IncomingMessage): string {
 const NO_QUERY = new URLSearchParams();
 
 const TRACK = Symbol('regmirror.request');
-type TrackedResponse = ServerResponse & { [TRACK]?: { mirror: Mirror; ctx: RequestContext; started: number } };
+type TrackedResponse = ServerResponse & { [TRACK]?: { mirror: Mirror; ctx: RequestContext; started: number; firstByte: boolean } };
+
+const protoWriteHead = ServerResponse.prototype.writeHead;
+/**
+ * Observes time to first byte. Every response passes through writeHead once (end, write and
+ * flushHeaders call it implicitly), so an own-property override sees the status line go out.
+ * A module-level function: no closure per request.
+ */
+function writeHeadObservingTtfb(this: TrackedResponse, ...args: unknown[]): ServerResponse {
+  const t = this[TRACK];
+  if (t && !t.firstByte) {
+    t.firstByte = true;
+    t.mirror.metrics.ttfb.observe({ kind: t.ctx.kind, cache: t.ctx.cache }, (performance.now() - t.started) / 1000);
+  }
+  return Reflect.apply(protoWriteHead, this, args) as ServerResponse;
+}
 
 /** Counts and logs a finished (or aborted) response. A module-level listener: no closure per request. */
 function onResponseClose(this: TrackedResponse): void {
@@ -41,7 +56,8 @@ function onResponseClose(this: TrackedResponse): void {
   mirror.metrics.requestDuration.observe({ kind: ctx.kind, cache: ctx.cache }, ms / 1000);
   if ((ctx.kind !== 'other' || status >= 400) && mirror.log.isLevelEnabled('info')) {
     const path = ctx.req.url ?? '/';
-    ctx.log.info({ method: ctx.req.method, path: path.slice(0, 512), status, ms: Math.round(ms * 100) / 100, bytes: ctx.bytes, cache: ctx.cache, aborted: !this.writableFinished || undefined }, 'request');
+    const e = ctx.error;
+    ctx.log.info({ method: ctx.req.method, path: path.slice(0, 512), status, ms: Math.round(ms * 100) / 100, bytes: ctx.bytes, cache: ctx.cache, aborted: !this.writableFinished || undefined, error: e?.code, reason: e?.reason }, 'request');
   }
 }
 
@@ -68,7 +84,8 @@ export async function handleRequest(mirror: Mirror, req: IncomingMessage, res: S
   };
   res.setHeader('x-request-id', id);
   res.setHeader('docker-distribution-api-version', 'registry/2.0');
-  (res as TrackedResponse)[TRACK] = { mirror, ctx, started };
+  (res as TrackedResponse)[TRACK] = { mirror, ctx, started, firstByte: false };
+  res.writeHead = writeHeadObservingTtfb as ServerResponse['writeHead'];
   res.on('close', onResponseClose);
   try {
     if (path === '/metrics' && req.method === 'GET') {
