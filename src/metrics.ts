@@ -124,6 +124,13 @@ export class Metrics {
     this.redisUp = new Gauge({ name: `${p}redis_up`, help: '1 when the Redis connection is ready, 0 when it is not (or Redis is not configured)', registers });
     this.redisOperationDuration = new Histogram({ name: `${p}redis_operation_duration_seconds`, help: 'Redis round trips, by operation', labelNames: ['op'], buckets: REDIS_BUCKETS, registers });
     this.clusterPeers = new Gauge({ name: `${p}cluster_peers`, help: 'Peer mirrors this one currently knows', registers });
+    // Series that exist from the start, at 0: a counter born at its first increment hides that
+    // increment from rate(), and hit ratios stay NaN until both sides have moved twice.
+    for (const kind of ['manifest', 'blob'] as const) {
+      this.hits.inc({ kind }, 0);
+      this.misses.inc({ kind }, 0);
+    }
+    for (const source of ['cache', 'fill', 'upstream']) this.bytesServed.inc({ source }, 0);
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
