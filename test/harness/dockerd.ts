@@ -4,8 +4,10 @@
  * containerd. Pulls of Docker Hub names (`app:v1` → `library/app`) go to the mirror first; on any
  * mirror error dockerd falls back to registry-1.docker.io (and only logs the mirror's error at info).
  */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, spawnProc, tmpDir, type Proc, type RunOutcome } from './proc.js';
+import { registerCleanup, run, spawnProc, tmpDir, type Proc, type RunOutcome } from './proc.js';
 
 /** Options for {@link startDockerd}. */
 export interface DockerdOptions {
@@ -43,15 +45,17 @@ export async function startDockerd(opts: DockerdOptions): Promise<Dockerd> {
   ];
   const proc = await spawnProc('dockerd', args, { name: 'dockerd', logDir: dir, ready: /API listen on /, readyTimeoutMs: opts.startTimeoutMs ?? 30_000 });
   const docker = (a: string[], timeoutMs = 120_000) => run('docker', ['-H', host, ...a], { name: 'docker', timeoutMs });
-  return {
-    host,
-    dir,
-    proc,
-    docker,
-    log: () => proc.output(),
-    stop: async () => {
-      // SIGTERM lets dockerd stop its containerd and remove its mounts.
-      await proc.stop({ graceMs: 15_000 });
-    },
+  const stop = async (): Promise<void> => {
+    // SIGTERM lets dockerd stop its containerd and remove its mounts; one it leaves behind
+    // (exec-root/netns/default was seen after a kill) would keep the temp dir from being removed.
+    await proc.stop({ graceMs: 15_000 });
+    const left = readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '')
+      .filter((m) => m.startsWith(`${dir}/`))
+      .reverse();
+    for (const m of left) spawnSync('umount', [m], { stdio: 'ignore' });
   };
+  registerCleanup('dockerd', stop);
+  return { host, dir, proc, docker, log: () => proc.output(), stop };
 }
