@@ -108,10 +108,12 @@ describe('containerd-hosts installer on a real containerd', () => {
 
   test('ctr images pull (with unpack) goes through the mirror', async () => {
     const before = await m.metric('regmirror_requests_total', { kind: 'blob' });
+    assert.equal(await m.metric('regmirror_time_to_first_byte_seconds', { kind: 'blob' }), 0);
     await ctrPull(ctd, certs, 'docker.io/library/app:v1');
     await reg.settle();
     const blobRequests = (await m.metric('regmirror_requests_total', { kind: 'blob' })) - before;
     assert.equal(blobRequests, app.layers.length + 1, 'config and every layer came through the mirror');
+    assert.equal(await m.metric('regmirror_time_to_first_byte_seconds', { kind: 'blob' }), blobRequests, 'one time-to-first-byte observation per blob answer');
     assert.ok((await m.metric('regmirror_served_bytes_total')) >= app.layers.reduce((s, l) => s + l.size, 0));
     const log = reg.accessLog().filter((e) => e.kind !== 'base');
     assert.ok(log.length > 0);
