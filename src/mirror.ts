@@ -92,7 +92,12 @@ export class Mirror {
     });
     const a = this.server.address() as AddressInfo;
     const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    this.log.info({ address: `${h}:${a.port}`, upstreams: this.config.upstreams.map((u) => `${u.namespace}=${u.url}`), default: this.config.defaultNamespace, dataDir: this.parts.layout.root }, 'regmirror listening');
+    const served = this.config.upstreams.map((u) => `${u.namespace} by ${u.url}${u.namespace === this.config.defaultNamespace ? ' (default)' : ''}`);
+    this.log.info({ address: `${h}:${a.port}`, upstreams: this.config.upstreams.map((u) => `${u.namespace}=${u.url}`), default: this.config.defaultNamespace, dataDir: this.parts.layout.root }, `regmirror listening; serving ${served.join(', ')}`);
+    if (!this.parts.namespaces.get('docker.io')) {
+      // containerd asks for docker.io images with ?ns=docker.io: without that namespace they get 404 and containerd quietly pulls from Docker Hub.
+      this.log.warn({ namespaces: this.parts.namespaces.names() }, 'no upstream is named docker.io: containerd pulls of docker.io images (?ns=docker.io) get 404 and fall back to Docker Hub; name a Docker Hub stand-in with --upstream docker.io=URL');
+    }
     return { host: a.address, port: a.port, url: `http://${h}:${a.port}` };
   }
 

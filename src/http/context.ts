@@ -18,7 +18,7 @@ export interface RequestContext {
   cache: string;
   /** Body bytes sent, counted by the senders. */
   bytes: number;
-  /** The failure this request was answered with, for the request log: registry code and domain reason. */
+  /** The failure this request was answered with, for the request log: registry code, domain kind, and a reason a person can act on. */
   failure?: { code: string; kind: string; reason: string };
 }
 

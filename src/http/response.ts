@@ -10,8 +10,15 @@ import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type Out
 export class MirrorResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
   /** Header names and values, alternating, to send with whatever the answer sets. */
   base: string[] | undefined;
+  /** Called once, as the status line goes out (time to first byte). A shared function, not a closure per request. */
+  onHead: ((this: MirrorResponse) => void) | undefined;
 
   override writeHead(statusCode: number, reason?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
+    const onHead = this.onHead;
+    if (onHead !== undefined) {
+      this.onHead = undefined;
+      onHead.call(this);
+    }
     const base = this.base;
     if (base !== undefined) {
       this.base = undefined;

@@ -51,6 +51,12 @@ const EMPTY_JSON = Buffer.from('{}');
 const TRACK = Symbol('regmirror.request');
 type TrackedResponse = MirrorResponse & { [TRACK]?: { deps: PipelineDeps; ctx: RequestContext; started: number } };
 
+/** Observes time to first byte as the status line goes out. A module-level function: no closure per request. */
+function observeTtfb(this: TrackedResponse): void {
+  const t = this[TRACK];
+  if (t) t.deps.metrics.ttfb.observe({ kind: t.ctx.kind, cache: t.ctx.cache }, (performance.now() - t.started) / 1000);
+}
+
 /** Counts and logs a finished (or aborted) response. A module-level listener: no closure per request. */
 function onResponseClose(this: TrackedResponse): void {
   const t = this[TRACK];
@@ -65,7 +71,7 @@ function onResponseClose(this: TrackedResponse): void {
     const path = ctx.req.url ?? '/';
     const f = ctx.failure;
     ctx.log.info(
-      { method: ctx.req.method, path: path.slice(0, 512), status, ms: Math.round(ms * 100) / 100, bytes: ctx.bytes, cache: ctx.cache, aborted: !this.writableFinished || undefined, code: f?.code, error: f?.kind, reason: f?.reason },
+      { method: ctx.req.method, path: path.slice(0, 512), status, ms: Math.round(ms * 100) / 100, bytes: ctx.bytes, cache: ctx.cache, aborted: !this.writableFinished || undefined, error: f?.code, kind: f?.kind, reason: f?.reason },
       'request',
     );
   }
@@ -96,6 +102,7 @@ export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res:
     res.base = ['x-request-id', id, 'docker-distribution-api-version', 'registry/2.0'];
     if (deps.draining()) res.base.push('connection', 'close');
     (res as TrackedResponse)[TRACK] = { deps, ctx, started };
+    res.onHead = observeTtfb;
     res.on('close', onResponseClose);
     try {
       if (path === '/metrics' && req.method === 'GET') {
