@@ -18,6 +18,19 @@ export function defaultConfig(): MirrorConfig {
     maxManifestBytes: 4 * 2 ** 20,
     upstreamTimeouts: { connectMs: 10_000, headersMs: 30_000, bodyIdleMs: 30_000, revalidateMs: 5_000 },
     fill: { maxConcurrent: 64, queueTimeoutMs: 60_000, abortWhenOrphaned: false },
-    range: { maxRanges: 2048, fillOnMiss: false, upstreamParallelism: 4 },
+    range: { maxRanges: 2048, fillOnMiss: false, upstreamParallelism: 4, fillAfterMisses: 3, maxAmplification: 1 },
+    // nginx's defaults: client_header_timeout 60s, keepalive_timeout 75s, send_timeout 60s.
+    limits: {
+      headersTimeoutMs: 60_000,
+      keepAliveTimeoutMs: 75_000,
+      writeIdleTimeoutMs: 60_000,
+      maxConnections: 4096,
+      transferBufferBytes: 256 * 2 ** 20,
+      shutdownTimeoutMs: 30_000,
+    },
+    negativeTtlMs: 5_000,
+    isolateNamespaces: false,
+    trust: { allowRedirectHosts: [], allowPrivateRedirects: false },
+    redis: { timeoutMs: 250, breaker: { failureThreshold: 3, cooldownMs: 5_000 } },
   };
 }

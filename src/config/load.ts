@@ -1,30 +1,62 @@
 /**
  * Builds a {@link MirrorConfig} from its sources. Precedence, highest first:
  * command-line flags, `REGMIRROR_*` environment variables, the YAML config file, embedded defaults.
+ *
+ * Every value of every source is type-checked against one table of settings ({@link SETTINGS}); a value of
+ * the wrong type, an unknown key (at any depth) or an empty credential stops the start with a
+ * {@link ConfigError} naming the key. Nested sections (`limits`, `trust`, `redis`) merge key by key across
+ * sources, so an environment variable can override one limit of a file's `limits:` block.
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { defaultConfig } from './defaults.js';
-import { parseDuration } from './duration.js';
-import { parseSize } from './size.js';
+import { ConfigError, bool, duration, int, mapping, num, size, str, strList } from './check.js';
 import { resolveUpstreams } from './upstream-spec.js';
 import type { Credentials, MirrorConfig } from './types.js';
 
+export { ConfigError } from './check.js';
+
+/** `limits:` as a source states it (durations as `60s`/`500ms` or seconds, sizes as `256MiB` or bytes). */
+export interface LimitsInput {
+  headersTimeout?: string | number;
+  keepAliveTimeout?: string | number;
+  writeIdleTimeout?: string | number;
+  maxConnections?: number;
+  transferBufferBudget?: string | number;
+  shutdownTimeout?: string | number;
+}
+
+/** `trust:` as a source states it. */
+export interface TrustInput {
+  allowRedirectHosts?: string[];
+  allowPrivateRedirects?: boolean;
+}
+
+/** `redis:` as a mapping (`redis: redis://…` is short for `redis: {url: redis://…}`). */
+export interface RedisInput {
+  url?: string;
+  timeout?: string | number;
+  breaker?: { failures?: number; cooldown?: string | number };
+}
+
 /** Settings as one source states them, before validation. Every field is optional. */
 export interface ConfigInput {
-  listen?: string;
+  /** `HOST:PORT`, `:PORT`, `[v6]:PORT`, or a bare port number (then the host is 0.0.0.0). */
+  listen?: string | number;
   dataDir?: string;
   upstreams?: string[];
   tagTtl?: string | number;
   logLevel?: string;
-  redis?: string;
+  redis?: string | RedisInput;
   /** Credentials by upstream namespace (file only: secrets do not belong on a command line). */
   credentials?: Record<string, Credentials>;
   manifestMemory?: string | number;
   blobMemory?: string | number;
   blobMemoryMaxItem?: string | number;
   maxManifestSize?: string | number;
+  /** Upstream connect timeout. */
   connectTimeout?: string | number;
+  /** Upstream response-headers timeout (the client-side one is `limits.headersTimeout`). */
   headersTimeout?: string | number;
   bodyIdleTimeout?: string | number;
   revalidateTimeout?: string | number;
@@ -34,15 +66,207 @@ export interface ConfigInput {
   maxRanges?: number;
   rangeFillOnMiss?: boolean;
   rangeParallelism?: number;
+  rangeFillAfterMisses?: number;
+  maxRangeAmplification?: number;
+  negativeTtl?: string | number;
+  isolateNamespaces?: boolean;
+  limits?: LimitsInput;
+  trust?: TrustInput;
 }
 
-const FILE_KEYS = new Set<string>([
-  'listen', 'dataDir', 'upstreams', 'tagTtl', 'logLevel', 'redis', 'credentials', 'manifestMemory', 'blobMemory', 'blobMemoryMaxItem', 'maxManifestSize',
-  'connectTimeout', 'headersTimeout', 'bodyIdleTimeout', 'revalidateTimeout', 'maxConcurrentFills', 'fillQueueTimeout', 'abortOrphanedFills',
-  'maxRanges', 'rangeFillOnMiss', 'rangeParallelism',
-]);
-
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/** Parses `HOST:PORT`, `:PORT`, `PORT` or `[v6]:PORT`. */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*))?:?(\d+)$/.exec(value.trim());
+  const port = Number(m?.[3]);
+  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid listen address ${JSON.stringify(value)}: expected HOST:PORT`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+/** `listen`: a HOST:PORT string, or a port number (YAML `listen: 5000` means 0.0.0.0:5000). */
+function listenValue(v: unknown, key: string): { host: string; port: number } {
+  if (typeof v === 'number') return { host: '0.0.0.0', port: int(v, key, 0, 65535) };
+  if (typeof v !== 'string') throw new ConfigError(key, `expected a HOST:PORT string or a port number, got ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v}`);
+  try {
+    return parseListen(v);
+  } catch (err) {
+    throw new ConfigError(key, (err as Error).message);
+  }
+}
+
+function logLevelValue(v: unknown, key: string): string {
+  const level = str(v, key);
+  if (!LOG_LEVELS.has(level)) throw new ConfigError(key, `invalid log level ${JSON.stringify(level)}: one of ${[...LOG_LEVELS].join(', ')}`);
+  return level;
+}
+
+function redisUrlValue(v: unknown, key: string): string {
+  const url = str(v, key);
+  if (!/^rediss?:\/\/[^/\s]/.test(url)) throw new ConfigError(key, `invalid redis URL ${JSON.stringify(url)}: expected redis://HOST:PORT`);
+  return url;
+}
+
+function upstreamsValue(v: unknown, key: string): ReturnType<typeof resolveUpstreams> {
+  const specs = strList(v, key);
+  try {
+    return resolveUpstreams(specs);
+  } catch (err) {
+    throw new ConfigError(key, (err as Error).message);
+  }
+}
+
+/** A redirect host: `host` or `host:port`, lowercased. */
+function hostList(v: unknown, key: string): string[] {
+  return strList(v, key).map((h, i) => {
+    const host = h.trim().toLowerCase();
+    if (!/^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?$/.test(host)) {
+      throw new ConfigError(`${key}[${i}]`, `expected a host or host:port such as cdn.example.com, got ${JSON.stringify(h)}`);
+    }
+    return host;
+  });
+}
+
+/** One setting: where it lives (dotted path), how its value is checked, where it goes. */
+interface Setting {
+  path: string;
+  apply: (c: MirrorConfig, v: unknown, key: string) => void;
+  check: (v: unknown, key: string) => unknown;
+}
+
+function setting<T>(path: string, read: (v: unknown, key: string) => T, apply: (c: MirrorConfig, v: T) => void): Setting {
+  return { path, check: read, apply: (c, v, key) => apply(c, read(v, key)) };
+}
+
+/** Every setting a source can state, by its YAML path. Credentials are handled on their own. */
+const SETTINGS: readonly Setting[] = [
+  setting('listen', listenValue, (c, v) => (c.listen = v)),
+  setting('dataDir', str, (c, v) => (c.dataDir = v)),
+  setting('upstreams', upstreamsValue, (c, v) => Object.assign(c, v)),
+  setting('tagTtl', duration, (c, v) => (c.tagTtlMs = v)),
+  setting('logLevel', logLevelValue, (c, v) => (c.logLevel = v)),
+  setting('redis.url', redisUrlValue, (c, v) => (c.redisUrl = v)),
+  setting('redis.timeout', duration, (c, v) => (c.redis.timeoutMs = v)),
+  setting('redis.breaker.failures', (v, k) => int(v, k, 1), (c, v) => (c.redis.breaker.failureThreshold = v)),
+  setting('redis.breaker.cooldown', duration, (c, v) => (c.redis.breaker.cooldownMs = v)),
+  setting('manifestMemory', size, (c, v) => (c.manifestMemoryBytes = v)),
+  setting('blobMemory', size, (c, v) => (c.blobMemoryBytes = v)),
+  setting('blobMemoryMaxItem', size, (c, v) => (c.blobMemoryItemBytes = v)),
+  setting('maxManifestSize', size, (c, v) => (c.maxManifestBytes = v)),
+  setting('connectTimeout', duration, (c, v) => (c.upstreamTimeouts.connectMs = v)),
+  setting('headersTimeout', duration, (c, v) => (c.upstreamTimeouts.headersMs = v)),
+  setting('bodyIdleTimeout', duration, (c, v) => (c.upstreamTimeouts.bodyIdleMs = v)),
+  setting('revalidateTimeout', duration, (c, v) => (c.upstreamTimeouts.revalidateMs = v)),
+  setting('maxConcurrentFills', (v, k) => int(v, k, 1), (c, v) => (c.fill.maxConcurrent = v)),
+  setting('fillQueueTimeout', duration, (c, v) => (c.fill.queueTimeoutMs = v)),
+  setting('abortOrphanedFills', bool, (c, v) => (c.fill.abortWhenOrphaned = v)),
+  setting('maxRanges', (v, k) => int(v, k, 1), (c, v) => (c.range.maxRanges = v)),
+  setting('rangeFillOnMiss', bool, (c, v) => (c.range.fillOnMiss = v)),
+  setting('rangeParallelism', (v, k) => int(v, k, 1), (c, v) => (c.range.upstreamParallelism = v)),
+  setting('rangeFillAfterMisses', (v, k) => int(v, k, 0), (c, v) => (c.range.fillAfterMisses = v)),
+  setting('maxRangeAmplification', (v, k) => num(v, k, 1), (c, v) => (c.range.maxAmplification = v)),
+  setting('negativeTtl', duration, (c, v) => (c.negativeTtlMs = v)),
+  setting('isolateNamespaces', bool, (c, v) => (c.isolateNamespaces = v)),
+  setting('limits.headersTimeout', positiveDuration, (c, v) => (c.limits.headersTimeoutMs = v)),
+  setting('limits.keepAliveTimeout', positiveDuration, (c, v) => (c.limits.keepAliveTimeoutMs = v)),
+  setting('limits.writeIdleTimeout', positiveDuration, (c, v) => (c.limits.writeIdleTimeoutMs = v)),
+  setting('limits.maxConnections', (v, k) => int(v, k, 1), (c, v) => (c.limits.maxConnections = v)),
+  setting('limits.transferBufferBudget', (v, k) => positive(size(v, k), k), (c, v) => (c.limits.transferBufferBytes = v)),
+  setting('limits.shutdownTimeout', duration, (c, v) => (c.limits.shutdownTimeoutMs = v)),
+  setting('trust.allowRedirectHosts', hostList, (c, v) => (c.trust.allowRedirectHosts = v)),
+  setting('trust.allowPrivateRedirects', bool, (c, v) => (c.trust.allowPrivateRedirects = v)),
+];
+
+/** A client limit of 0 would switch the protection off (Node reads 0 as "no timeout"): refuse it. */
+function positive(n: number, key: string): number {
+  if (n <= 0) throw new ConfigError(key, 'must be greater than 0 (a limit of 0 would turn the protection off)');
+  return n;
+}
+
+function positiveDuration(v: unknown, key: string): number {
+  return positive(duration(v, key), key);
+}
+
+/** Allowed child keys of every section path ('' is the top level), derived from {@link SETTINGS}. */
+const SECTIONS: ReadonlyMap<string, ReadonlySet<string>> = (() => {
+  const out = new Map<string, Set<string>>([['', new Set(['credentials'])]]);
+  for (const s of SETTINGS) {
+    const parts = s.path.split('.');
+    for (let i = 0; i < parts.length; i++) {
+      const parent = parts.slice(0, i).join('.');
+      let set = out.get(parent);
+      if (!set) out.set(parent, (set = new Set()));
+      set.add(parts[i]!);
+    }
+  }
+  return out;
+})();
+
+/** The value at a dotted path of a source, or undefined. */
+function at(layer: object, path: string): unknown {
+  let v: unknown = layer;
+  for (const p of path.split('.')) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+    v = (v as Record<string, unknown>)[p];
+  }
+  return v;
+}
+
+/** `redis: URL` is short for `redis: {url: URL}`. */
+function normalize(layer: object): Record<string, unknown> {
+  const l = layer as Record<string, unknown>;
+  return typeof l.redis === 'string' ? { ...l, redis: { url: l.redis } } : l;
+}
+
+/** Checks the shape of every section (unknown keys at any depth) of a normalized source. */
+function checkSections(v: unknown, path: string): void {
+  const allowed = SECTIONS.get(path);
+  if (!allowed) return;
+  const key = path || 'config';
+  const m = path === '' ? (v as Record<string, unknown>) : mapping(v, key, allowed);
+  for (const [k, child] of Object.entries(m)) {
+    // `config` is the file path readEnv reports beside the settings, not a setting.
+    if (child === undefined || (path === '' && k === 'config')) continue;
+    if (path === '' && !allowed.has(k)) throw new ConfigError(k, 'unknown setting');
+    const childPath = path ? `${path}.${k}` : k;
+    if (SECTIONS.has(childPath)) checkSections(child, childPath);
+  }
+}
+
+const CREDENTIAL_KEYS = new Set(['username', 'password', 'token']);
+
+/** Checks credentials: `{username, password}` or `{token}`, none of them empty. */
+function parseCredentials(raw: unknown): Record<string, Credentials> {
+  if (raw === undefined) return {};
+  const all = mapping(raw, 'credentials');
+  const out: Record<string, Credentials> = {};
+  for (const [ns, c] of Object.entries(all)) {
+    const key = `credentials.${ns}`;
+    const o = mapping(c, key, CREDENTIAL_KEYS);
+    if (o.token !== undefined) {
+      if (o.username !== undefined || o.password !== undefined) throw new ConfigError(key, 'give username and password, or token, not both');
+      out[ns] = { token: str(o.token, `${key}.token`) };
+    } else if (o.username !== undefined || o.password !== undefined) {
+      if (o.username === undefined || o.password === undefined) throw new ConfigError(key, `${o.username === undefined ? 'username' : 'password'} is missing`);
+      out[ns] = { username: str(o.username, `${key}.username`), password: str(o.password, `${key}.password`) };
+    } else throw new ConfigError(key, 'needs username and password, or token');
+  }
+  return out;
+}
+
+/**
+ * Type-checks one source completely (every key, every section, credentials) without merging it.
+ * @throws ConfigError naming the first bad key
+ */
+export function checkInput(layer: object): void {
+  const l = normalize(layer);
+  checkSections(l, '');
+  for (const s of SETTINGS) {
+    const v = at(l, s.path);
+    if (v !== undefined) s.check(v, s.path);
+  }
+  parseCredentials(l.credentials);
+}
 
 /** Replaces `${NAME}` in every string of a parsed YAML document; an unset variable is an error. */
 function expandEnv(value: unknown, env: NodeJS.ProcessEnv, where: string): unknown {
@@ -60,122 +284,97 @@ function expandEnv(value: unknown, env: NodeJS.ProcessEnv, where: string): unkno
   return value;
 }
 
-function parseCredentials(raw: unknown, file: string): Record<string, Credentials> {
-  if (raw === undefined || raw === null) return {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: credentials must be a map of namespace → {username, password} or {token}`);
-  const out: Record<string, Credentials> = {};
-  for (const [ns, c] of Object.entries(raw as Record<string, unknown>)) {
-    const o = (c ?? {}) as Record<string, unknown>;
-    if (typeof o.token === 'string' && o.token) out[ns] = { token: o.token };
-    else if (typeof o.username === 'string' && typeof o.password === 'string') out[ns] = { username: o.username, password: o.password };
-    else throw new Error(`${file}: credentials for ${ns} need username and password, or token`);
-  }
-  return out;
-}
-
-/** Reads a YAML config file into a {@link ConfigInput}, expanding `${ENV}` references. */
+/** Reads a YAML config file into a {@link ConfigInput}, expanding `${ENV}` references and checking every value. */
 export function readConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): ConfigInput {
   const text = readFileSync(path, 'utf8');
   const doc: unknown = parseYaml(text) ?? {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`${path}: expected a YAML mapping at the top level`);
   for (const key of Object.keys(doc as object)) {
-    if (!FILE_KEYS.has(key)) throw new Error(`${path}: unknown setting ${JSON.stringify(key)}`);
+    if (!SECTIONS.get('')!.has(key)) throw new Error(`${path}: unknown setting ${JSON.stringify(key)}`);
   }
   const expanded = expandEnv(doc, env, path) as Record<string, unknown>;
-  const { credentials, upstreams, ...rest } = expanded;
-  if (upstreams !== undefined && (!Array.isArray(upstreams) || !upstreams.every((u) => typeof u === 'string'))) {
-    throw new Error(`${path}: upstreams must be a list of "[NS=]URL" strings`);
+  try {
+    checkInput(expanded);
+    return { ...(expanded as ConfigInput), credentials: parseCredentials(expanded.credentials) };
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(err.key, `${err.detail} (in ${path})`);
+    throw err;
   }
-  return { ...(rest as ConfigInput), ...(upstreams ? { upstreams: upstreams as string[] } : {}), credentials: parseCredentials(credentials, path) };
 }
 
-/** Reads `REGMIRROR_*` environment variables. */
+/** Environment variables holding a setting, with the kind of value they carry. */
+const ENV_VARS: ReadonlyArray<[string, string, 'string' | 'int' | 'bool']> = [
+  ['REGMIRROR_LISTEN', 'listen', 'string'],
+  ['REGMIRROR_DATA_DIR', 'dataDir', 'string'],
+  ['REGMIRROR_TAG_TTL', 'tagTtl', 'string'],
+  ['REGMIRROR_LOG_LEVEL', 'logLevel', 'string'],
+  ['REGMIRROR_REDIS_URL', 'redis.url', 'string'],
+  ['REGMIRROR_REDIS_TIMEOUT', 'redis.timeout', 'string'],
+  ['REGMIRROR_NEGATIVE_TTL', 'negativeTtl', 'string'],
+  ['REGMIRROR_ISOLATE_NAMESPACES', 'isolateNamespaces', 'bool'],
+  ['REGMIRROR_CLIENT_HEADERS_TIMEOUT', 'limits.headersTimeout', 'string'],
+  ['REGMIRROR_KEEPALIVE_TIMEOUT', 'limits.keepAliveTimeout', 'string'],
+  ['REGMIRROR_WRITE_IDLE_TIMEOUT', 'limits.writeIdleTimeout', 'string'],
+  ['REGMIRROR_MAX_CONNECTIONS', 'limits.maxConnections', 'int'],
+  ['REGMIRROR_TRANSFER_BUFFER_BUDGET', 'limits.transferBufferBudget', 'string'],
+  ['REGMIRROR_SHUTDOWN_TIMEOUT', 'limits.shutdownTimeout', 'string'],
+];
+
+function setAt(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let o = target;
+  for (const p of parts.slice(0, -1)) o = (o[p] ??= {}) as Record<string, unknown>;
+  o[parts[parts.length - 1]!] = value;
+}
+
+/** Reads `REGMIRROR_*` environment variables; integers and booleans are parsed strictly, naming the variable. */
 export function readEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput & { config?: string } {
-  const out: ConfigInput & { config?: string } = {};
+  const out: Record<string, unknown> = {};
   const s = (k: string) => (env[k] !== undefined && env[k] !== '' ? env[k] : undefined);
-  if (s('REGMIRROR_CONFIG')) out.config = s('REGMIRROR_CONFIG');
-  if (s('REGMIRROR_LISTEN')) out.listen = s('REGMIRROR_LISTEN');
-  if (s('REGMIRROR_DATA_DIR')) out.dataDir = s('REGMIRROR_DATA_DIR');
-  if (s('REGMIRROR_TAG_TTL')) out.tagTtl = s('REGMIRROR_TAG_TTL');
-  if (s('REGMIRROR_LOG_LEVEL')) out.logLevel = s('REGMIRROR_LOG_LEVEL');
-  if (s('REGMIRROR_REDIS_URL')) out.redis = s('REGMIRROR_REDIS_URL');
+  const cfg = s('REGMIRROR_CONFIG');
+  if (cfg) out.config = cfg;
+  for (const [name, path, kind] of ENV_VARS) {
+    const v = s(name);
+    if (v === undefined) continue;
+    if (kind === 'string') setAt(out, path, v);
+    else if (kind === 'int') {
+      if (!/^\s*\d+\s*$/.test(v)) throw new ConfigError(name, `expected an integer, got ${JSON.stringify(v)}`);
+      setAt(out, path, Number(v));
+    } else {
+      const b = v.trim().toLowerCase();
+      if (!['true', 'false', '1', '0', 'yes', 'no'].includes(b)) throw new ConfigError(name, `expected true or false, got ${JSON.stringify(v)}`);
+      setAt(out, path, b === 'true' || b === '1' || b === 'yes');
+    }
+  }
   const up = s('REGMIRROR_UPSTREAM');
   if (up) out.upstreams = up.split(/[\s,]+/).filter(Boolean);
-  return out;
-}
-
-/** Parses `HOST:PORT`, `:PORT`, `PORT` or `[v6]:PORT`. */
-export function parseListen(value: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*))?:?(\d+)$/.exec(value.trim());
-  const port = Number(m?.[3]);
-  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid listen address ${JSON.stringify(value)}: expected HOST:PORT`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
-
-function posInt(v: number | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
-  return v;
+  return out as ConfigInput & { config?: string };
 }
 
 /**
  * Merges sources over the defaults and validates the result.
  * @param layers sources from lowest to highest precedence (file, env, flags).
+ * @throws ConfigError naming the key of the first value that cannot be used
  */
 export function buildConfig(...layers: ConfigInput[]): MirrorConfig {
+  const normalized = layers.map((l) => {
+    checkInput(l);
+    return normalize(l);
+  });
   const c = defaultConfig();
-  const get = <K extends keyof ConfigInput>(k: K): ConfigInput[K] | undefined => {
-    for (let i = layers.length - 1; i >= 0; i--) {
-      const v = layers[i]![k];
-      if (v !== undefined) return v;
+  for (const s of SETTINGS) {
+    for (let i = normalized.length - 1; i >= 0; i--) {
+      const v = at(normalized[i]!, s.path);
+      if (v === undefined) continue;
+      s.apply(c, v, s.path);
+      break;
     }
-    return undefined;
-  };
-  const listen = get('listen');
-  if (listen !== undefined) c.listen = parseListen(listen);
-  c.dataDir = get('dataDir') ?? c.dataDir;
-  const specs = get('upstreams');
-  if (specs !== undefined) Object.assign(c, resolveUpstreams(specs));
-  const creds: Record<string, Credentials> = Object.assign({}, ...layers.map((l) => l.credentials ?? {}));
+  }
+  const creds: Record<string, Credentials> = Object.assign({}, ...normalized.map((l) => parseCredentials(l.credentials)));
   for (const ns of Object.keys(creds)) {
     const u = c.upstreams.find((x) => x.namespace === ns);
-    if (!u) throw new Error(`credentials given for ${ns}, which is not a configured upstream (${c.upstreams.map((x) => x.namespace).join(', ')})`);
+    if (!u) throw new ConfigError(`credentials.${ns}`, `credentials given for ${ns}, which is not a configured upstream (${c.upstreams.map((x) => x.namespace).join(', ')})`);
     u.credentials = creds[ns]!;
   }
-  const ttl = get('tagTtl');
-  if (ttl !== undefined) c.tagTtlMs = parseDuration(ttl);
-  const level = get('logLevel');
-  if (level !== undefined) {
-    if (!LOG_LEVELS.has(level)) throw new Error(`invalid log level ${JSON.stringify(level)}: one of ${[...LOG_LEVELS].join(', ')}`);
-    c.logLevel = level;
-  }
-  const redis = get('redis');
-  if (redis !== undefined) {
-    if (!/^rediss?:\/\//.test(redis)) throw new Error(`invalid redis URL ${JSON.stringify(redis)}: expected redis://HOST:PORT`);
-    c.redisUrl = redis;
-  }
-  const mm = get('manifestMemory');
-  if (mm !== undefined) c.manifestMemoryBytes = parseSize(mm);
-  const bm = get('blobMemory');
-  if (bm !== undefined) c.blobMemoryBytes = parseSize(bm);
-  const bmi = get('blobMemoryMaxItem');
-  if (bmi !== undefined) c.blobMemoryItemBytes = parseSize(bmi);
-  const mms = get('maxManifestSize');
-  if (mms !== undefined) c.maxManifestBytes = parseSize(mms);
-  const ct = get('connectTimeout');
-  if (ct !== undefined) c.upstreamTimeouts.connectMs = parseDuration(ct);
-  const ht = get('headersTimeout');
-  if (ht !== undefined) c.upstreamTimeouts.headersMs = parseDuration(ht);
-  const bt = get('bodyIdleTimeout');
-  if (bt !== undefined) c.upstreamTimeouts.bodyIdleMs = parseDuration(bt);
-  const rt = get('revalidateTimeout');
-  if (rt !== undefined) c.upstreamTimeouts.revalidateMs = parseDuration(rt);
-  c.fill.maxConcurrent = posInt(get('maxConcurrentFills'), 'maxConcurrentFills') ?? c.fill.maxConcurrent;
-  const fq = get('fillQueueTimeout');
-  if (fq !== undefined) c.fill.queueTimeoutMs = parseDuration(fq);
-  c.fill.abortWhenOrphaned = get('abortOrphanedFills') ?? c.fill.abortWhenOrphaned;
-  c.range.maxRanges = posInt(get('maxRanges'), 'maxRanges') ?? c.range.maxRanges;
-  c.range.fillOnMiss = get('rangeFillOnMiss') ?? c.range.fillOnMiss;
-  c.range.upstreamParallelism = posInt(get('rangeParallelism'), 'rangeParallelism') ?? c.range.upstreamParallelism;
   return c;
 }

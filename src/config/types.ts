@@ -50,6 +50,94 @@ export interface RangeConfig {
   fillOnMiss: boolean;
   /** Most single-range upstream requests in flight for one multi-range request. */
   upstreamParallelism: number;
+  /**
+   * Range misses on one uncached blob after which a background whole-blob fill starts (default 3),
+   * so a fleet of partial pulls of one image costs the upstream about one blob. 0 turns it off.
+   * YAML `rangeFillAfterMisses`.
+   */
+  fillAfterMisses: number;
+  /**
+   * Bound on the upstream bytes one client request may cost, as a multiple of the blob's size
+   * (default 1: about one blob). Overlapping or duplicate ranges past it are merged, or the whole blob
+   * is answered. YAML `maxRangeAmplification`.
+   */
+  maxAmplification: number;
+}
+
+/**
+ * Limits on client connections, with nginx's defaults where nginx has one. YAML `limits: {…}`.
+ * Durations in ms here; in YAML `60s`, `500ms` …
+ */
+export interface ClientLimits {
+  /**
+   * Longest time a client may take to send a complete request header block (default 60 s, nginx
+   * `client_header_timeout`); past it the connection is closed (slowloris). YAML `limits.headersTimeout`,
+   * env `REGMIRROR_CLIENT_HEADERS_TIMEOUT`.
+   */
+  headersTimeoutMs: number;
+  /**
+   * How long an idle keep-alive connection is kept open between requests (default 75 s, nginx
+   * `keepalive_timeout`). YAML `limits.keepAliveTimeout`, env `REGMIRROR_KEEPALIVE_TIMEOUT`.
+   */
+  keepAliveTimeoutMs: number;
+  /**
+   * Longest time a response may make no write progress (the client reads nothing) before the
+   * connection is dropped (default 60 s, nginx `send_timeout`). YAML `limits.writeIdleTimeout`,
+   * env `REGMIRROR_WRITE_IDLE_TIMEOUT`.
+   */
+  writeIdleTimeoutMs: number;
+  /**
+   * Most client connections open at once (default 4096); further connections are closed at accept.
+   * YAML `limits.maxConnections`, env `REGMIRROR_MAX_CONNECTIONS`.
+   */
+  maxConnections: number;
+  /**
+   * One global budget for bytes buffered in transfers to clients (default 256 MiB): a response whose
+   * socket buffer is full waits for room instead of growing memory, so stalled readers cannot pin
+   * memory without bound. YAML `limits.transferBufferBudget`, env `REGMIRROR_TRANSFER_BUFFER_BUDGET`.
+   */
+  transferBufferBytes: number;
+  /**
+   * On SIGTERM/SIGINT: how long responses in flight may take to finish before connections are cut
+   * (default 30 s). YAML `limits.shutdownTimeout`, env `REGMIRROR_SHUTDOWN_TIMEOUT`.
+   */
+  shutdownTimeoutMs: number;
+}
+
+/** Where the mirror lets an upstream send it. YAML `trust: {…}`. */
+export interface TrustPolicy {
+  /**
+   * Hosts (`host` or `host:port`, lowercase) an upstream may redirect to besides its own host and
+   * public addresses, e.g. a CDN on a private network (default none). YAML `trust.allowRedirectHosts`.
+   */
+  allowRedirectHosts: string[];
+  /**
+   * Allow redirects to loopback, link-local and private addresses even when the upstream itself is not
+   * on one (default false: refused, so a hostile upstream cannot point the mirror at internal services).
+   * YAML `trust.allowPrivateRedirects`.
+   */
+  allowPrivateRedirects: boolean;
+}
+
+/** The Redis circuit breaker: after repeated failures the mirror stops asking Redis for a while. */
+export interface RedisBreaker {
+  /** Consecutive failed or timed-out commands that open the breaker (default 3). YAML `redis.breaker.failures`. */
+  failureThreshold: number;
+  /**
+   * How long an open breaker sends every request down the local path before one probe command tries
+   * Redis again (default 5 s). YAML `redis.breaker.cooldown`.
+   */
+  cooldownMs: number;
+}
+
+/** How the mirror talks to Redis (used only when {@link MirrorConfig.redisUrl} is set). */
+export interface RedisPolicy {
+  /**
+   * Deadline of one Redis command (default 250 ms); past it the request takes the local path. YAML
+   * `redis.timeout`, env `REGMIRROR_REDIS_TIMEOUT`.
+   */
+  timeoutMs: number;
+  breaker: RedisBreaker;
 }
 
 /** A resolved mirror configuration. */
@@ -79,4 +167,23 @@ export interface MirrorConfig {
   upstreamTimeouts: UpstreamTimeouts;
   fill: FillConfig;
   range: RangeConfig;
+  /** Client connection limits (YAML `limits`). */
+  limits: ClientLimits;
+  /**
+   * How long an upstream 404 for a tag or a manifest is remembered and answered without asking again,
+   * ms (default 5 s: long enough to absorb a client's retry storm, short enough that a tag pushed a
+   * moment later shows up). 0 turns it off. YAML `negativeTtl`, env `REGMIRROR_NEGATIVE_TTL`.
+   */
+  negativeTtlMs: number;
+  /**
+   * Cached content is shared by digest across repositories and namespaces by default (false): a blob
+   * fetched for `ghcr.io` is served to a `docker.io` request naming the same digest. True keeps each
+   * namespace's cached content to itself, for mirrors that front private upstreams where knowing a
+   * digest must not be enough to read it. YAML `isolateNamespaces`, env `REGMIRROR_ISOLATE_NAMESPACES`.
+   */
+  isolateNamespaces: boolean;
+  /** Redirect policy towards upstreams (YAML `trust`). */
+  trust: TrustPolicy;
+  /** Redis command deadline and breaker (YAML `redis: {url, timeout, breaker}`). */
+  redis: RedisPolicy;
 }
