@@ -21,9 +21,9 @@ import { delay, listenLoopback, registerCleanup } from './proc.js';
  * Content-Length than the body has, send the body, then close. `rewrite`: buffer the body and send
  * `rewrite(body)` instead, with a matching Content-Length and every other header (Docker-Content-Digest
  * included) kept. `redirect`: answer `status` (307) with `Location: location(request)`, without asking
- * the upstream.
+ * the upstream. `delay`: hold matching requests for `delayMs` before forwarding them (a slow upstream).
  */
-export type RelayMode = 'pass' | 'corrupt' | 'truncate' | 'fail' | 'down' | 'reset' | 'stall' | 'overlength' | 'rewrite' | 'redirect';
+export type RelayMode = 'pass' | 'corrupt' | 'truncate' | 'fail' | 'down' | 'reset' | 'stall' | 'overlength' | 'rewrite' | 'redirect' | 'delay';
 
 const BODY_FAULTS = new Set<RelayMode>(['corrupt', 'truncate', 'reset', 'stall', 'overlength', 'rewrite']);
 
@@ -54,6 +54,8 @@ export interface ModeOptions {
   extraLength?: number;
   /** `rewrite`: the body to send instead of the upstream's. */
   rewrite?: (body: Buffer, r: RelayRequestInfo) => Buffer;
+  /** `delay`: how long a matching request is held before it is forwarded, ms (default 1000). */
+  delayMs?: number;
   /** `redirect`: the Location to answer with. */
   location?: (r: RelayRequestInfo) => string;
 }
@@ -288,6 +290,26 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       return;
     }
 
+    if (mode === 'delay' && matches(true)) {
+      consume();
+      rec.fault = 'delay';
+      const ms = modeOpts.delayMs ?? 1000;
+      req.pause();
+      setTimeout(() => forward(req, res, rec, info, matches, logAtStart), ms);
+      return;
+    }
+    forward(req, res, rec, info, matches, logAtStart);
+  }
+
+  function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    rec: RelayRecord,
+    info: RelayRequestInfo,
+    matches: (defaultAll: boolean) => boolean,
+    logAtStart: RelayRecord[],
+  ): void {
+    if (res.destroyed) return;
     if (opts.requireBasic && req.headers.authorization === undefined) {
       req.resume();
       rec.status = 401;

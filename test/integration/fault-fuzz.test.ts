@@ -220,7 +220,7 @@ function send(url: string, agent: Agent, f: Fuzzed): Promise<Answer> {
 function sendRaw(port: number, bytes: Buffer): Promise<Buffer> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
-    const s = connect(port, '127.0.0.1', () => s.end(bytes));
+    const s = connect(port, '127.0.0.1', () => s.write(bytes));
     s.setTimeout(20_000, () => s.destroy());
     s.on('data', (c: Buffer) => chunks.push(c));
     s.on('error', () => undefined);
