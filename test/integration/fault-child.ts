@@ -25,6 +25,8 @@ export interface ChildOptions {
   logLevel?: string;
   /** Extra environment. */
   env?: Record<string, string>;
+  /** Working directory of the child (default: the test's). */
+  cwd?: string;
   /** Resolve once started, without waiting for the "listening" line (for a start that must fail). */
   noWait?: boolean;
 }
@@ -53,6 +55,7 @@ export async function startChild(opts: ChildOptions): Promise<ChildMirror> {
   const proc = await spawnProc(process.execPath, args, {
     name: 'mirror',
     env: { ...process.env, ...(opts.env ?? {}) },
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
     ...(opts.noWait ? {} : { ready: /regmirror listening/, readyTimeoutMs: 20_000 }),
   });
   const url = `http://127.0.0.1:${port}`;

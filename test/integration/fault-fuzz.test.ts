@@ -271,11 +271,12 @@ describe('fuzz: no input takes the mirror down', () => {
       digests: [img.manifestDigest, img.configDigest, ...img.layers.map((l) => l.digest), extra],
     };
     parent = await tmpDir('fuzz-root-');
+    // The child runs in `parent` too, so a stray relative path (./data) would show in the snapshot.
     dataDir = join(parent, 'data');
     mkdirSync(dataDir);
     mkdirSync(join(parent, 'sentinel'));
     writeFileSync(join(parent, 'sentinel', 'keep.txt'), 'do not touch\n');
-    child = await startChild({ upstreams: [`docker.io=${relay.url}`], dataDir });
+    child = await startChild({ upstreams: [`docker.io=${relay.url}`], dataDir, cwd: parent });
   });
   after(cleanupAll);
 
@@ -296,7 +297,7 @@ describe('fuzz: no input takes the mirror down', () => {
       restarting = (async () => {
         crashes += 1;
         crashLines.push(child.proc.tail(8));
-        child = await startChild({ upstreams: [`docker.io=${relay.url}`], dataDir, port: child.port });
+        child = await startChild({ upstreams: [`docker.io=${relay.url}`], dataDir, cwd: parent, port: child.port });
       })();
       await restarting;
       restarting = undefined;
