@@ -68,12 +68,17 @@ describe('full disk', () => {
   });
 
   test('a verified manifest that cannot be written (disk full) is still served', { timeout: 60_000 }, async () => {
+    // Let the failed fill of the first case release its temp file, or it would free space under our filler.
+    for (let i = 0; i < 100 && files(mount).some((f) => f.startsWith('tmp/')); i++) await delay(100);
+    await delay(300);
     const filler = join(mount, 'filler');
     try {
       writeFileSync(filler, Buffer.alloc(40 * MiB));
     } catch (err) {
       assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC', 'the filler fills the disk');
     }
+    // Prove the disk is full: a small write fails too.
+    assert.throws(() => writeFileSync(join(mount, 'probe'), Buffer.alloc(8192, 1)), /ENOSPC/, 'the data dir is full');
     const m = await http(`${child.url}/v2/disk/manifests/1`, { headers: { accept: img.manifestMediaType } });
     const byDigest = await http(`${child.url}/v2/disk/manifests/${img.manifestDigest}`, { headers: { accept: img.manifestMediaType } });
     rmSync(filler, { force: true });
