@@ -18,6 +18,7 @@ import { Fills } from './fill/fills.js';
 import { Slots } from './fill/slots.js';
 import { createDispatcher, Upstream } from './upstream/client.js';
 import { Namespaces } from './upstream/namespaces.js';
+import { Bandwidth } from './upstream/bandwidth.js';
 import { blobHandler } from './http/handlers/blob.js';
 import { manifestHandler } from './http/handlers/manifest.js';
 import { passthroughHandlers } from './http/handlers/passthrough.js';
@@ -67,7 +68,8 @@ export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: 
   const fills = new Fills({ store: blobStore, metrics, log, acquireSlot: () => slots.acquire(), abortWhenOrphaned: config.fill.abortWhenOrphaned });
   const manifests = new ManifestService({ store: manifestStore, metrics, log, maxBytes: config.maxManifestBytes });
   const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs });
-  const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range });
+  const bandwidth = new Bandwidth(config.bandwidth);
+  const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range, bandwidth });
   const budget = new BufferBudget(config.limits.transferBufferBytes);
   const sender = new Sender({ budget, writeIdleMs: config.limits.writeIdleTimeoutMs });
   const passthrough = passthroughHandlers({ metrics });
