@@ -102,7 +102,7 @@ export class TokenBucket implements Shaper {
       this.pump();
     }, ms);
     // A waiting transfer keeps its own request alive; the timer alone must not hold the process open.
-    this.timer.unref();
+    this.timer.unref?.();
   }
 }
 
