@@ -27,7 +27,7 @@ const SCRIPT = `
 (function(){
   var units=['B','KiB','MiB','GiB','TiB'];
   function bytes(n){if(n===null||n===undefined)return 'n/a';var i=0;while(n>=1024&&i<units.length-1){n/=1024;i++}return (i?n.toFixed(1):String(n))+' '+units[i]}
-  function rate(n){return n?bytes(n)+'/s':'unlimited'}
+  function rate(n){return n?(n/1e6).toFixed(1)+' MB/s':'unlimited'}
   function pct(x){return x===null||x===undefined?'n/a':(x*100).toFixed(1)+' %'}
   function dur(s){s=Math.floor(s);var d=Math.floor(s/86400),h=Math.floor(s%86400/3600),m=Math.floor(s%3600/60),r=s%60;return (d?d+'d ':'')+(d||h?h+'h ':'')+(d||h||m?m+'m ':'')+r+'s'}
   function ago(iso,now){if(!iso)return 'never';var s=Math.max(0,(Date.parse(now)-Date.parse(iso))/1000);return dur(s)+' ago'}
@@ -74,13 +74,14 @@ const SCRIPT = `
 
 const HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>regmirror status</title><style>${CSS}</style></head>
+<link rel="icon" href="data:,"><title>regmirror status</title><style>${CSS}</style></head>
 <body>
 <header><h1>regmirror</h1><span class="meta">version <span data-field="version">…</span> · up <span data-field="uptime">…</span> · updated <span data-field="updated">…</span></span>
 <span class="live"><span id="live" class="dot off"></span><span>connecting</span></span></header>
 <main>
 <section><h2>Cache</h2><dl>
-<dt>Used</dt><dd><span data-field="cache.bytes">…</span> of cap <span data-field="cache.capBytes">…</span></dd>
+<dt>Used</dt><dd data-field="cache.bytes">…</dd>
+<dt>Cap</dt><dd data-field="cache.capBytes">…</dd>
 <dt></dt><dd id="cache-bar"></dd>
 <dt>Objects</dt><dd data-field="cache.objects">…</dd>
 <dt>Disk free</dt><dd data-field="cache.diskFreeBytes">…</dd>
