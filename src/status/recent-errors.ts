@@ -15,6 +15,18 @@ export interface RecentError {
   path: string;
 }
 
+/**
+ * A reason as the page may show it: at most 300 characters, URLs without user info or query, no bearer or
+ * basic credentials (reasons carry upstream messages, which the mirror does not control).
+ */
+export function scrubReason(reason: string): string {
+  return reason
+    .slice(0, 300)
+    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/\s@]*@/gi, '$1')
+    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s?#]*)[?#][^\s,;)]*/gi, '$1')
+    .replace(/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 …');
+}
+
 /** A fixed-size ring of {@link RecentError}s. */
 export class RecentErrors {
   private readonly ring: (RecentError | undefined)[];
@@ -30,7 +42,7 @@ export class RecentErrors {
   add(e: { status: number; code?: string | undefined; reason?: string | undefined; method: string; url: string }, at = Date.now()): void {
     const q = e.url.indexOf('?');
     const path = (q < 0 ? e.url : e.url.slice(0, q)).slice(0, 200);
-    this.ring[this.next] = { at: new Date(at).toISOString(), status: e.status, code: e.code ?? null, reason: e.reason ?? null, method: e.method.slice(0, 16), path };
+    this.ring[this.next] = { at: new Date(at).toISOString(), status: e.status, code: e.code ?? null, reason: e.reason === undefined ? null : scrubReason(e.reason), method: e.method.slice(0, 16), path };
     this.next = (this.next + 1) % this.capacity;
     this.total++;
   }

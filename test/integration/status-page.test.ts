@@ -76,6 +76,7 @@ describe('status page in headless Chromium', () => {
       upstreams: [`docker.io=${relay.url}`],
       credentials: { 'docker.io': { username: 'mirror', password: SECRET } },
       maxBandwidth: '200MB/s',
+      tagTtl: '1s',
     });
     // Traffic to show: a cold pull (misses), the same again (hits), one unknown blob (an error).
     for (let i = 0; i < 2; i++) {
@@ -165,5 +166,24 @@ describe('status page in headless Chromium', () => {
     for (const r of await Promise.all([first, joiner])) assert.equal(r.digest, big.digest);
     relay.setThrottle(undefined);
     await page.waitForFunction(() => document.querySelector('[data-field="fills.count"]')?.getAttribute('data-value') === '0', undefined, { timeout: 15_000 });
+  });
+
+  test('an upstream that goes down shows as failing, with its last error, and as serving stale', async () => {
+    relay.setMode('down');
+    await new Promise((r) => setTimeout(r, 1200)); // past the tag TTL
+    const stale = await http(`${m.url}/v2/acme/app/manifests/v1`, { headers: { accept: img.manifestMediaType } });
+    assert.equal(stale.status, 200, 'served stale');
+    const json = await statusJson(m);
+    const up = json.upstreams[0]!;
+    assert.equal(up.state, 'failing');
+    assert.equal(up.lastError?.kind, 'tag-head');
+    assert.ok(up.lastError?.reason, 'a reason');
+    assert.equal(up.servingStale, true);
+    assert.ok(up.staleServed >= 1);
+    await page.waitForFunction(() => document.querySelector('tr[data-upstream="docker.io"] td:nth-child(6)')?.textContent === 'yes', undefined, { timeout: 15_000 });
+    assert.equal(await page.textContent('tr[data-upstream="docker.io"] td:nth-child(3)'), 'failing');
+    assert.ok(((await page.textContent('tr[data-upstream="docker.io"] td:nth-child(5)')) ?? '').startsWith(up.lastError!.reason));
+    await page.screenshot({ path: join(ARTIFACTS, 'status-page-upstream-down.png'), fullPage: true });
+    relay.setMode('pass');
   });
 });

@@ -2,7 +2,7 @@
 // health (good and bad answers, rate-limit headroom, a client's abort is not the upstream's fault).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RecentErrors } from '../../src/status/recent-errors.js';
+import { RecentErrors, scrubReason } from '../../src/status/recent-errors.js';
 import { UpstreamHealth } from '../../src/status/upstream-health.js';
 import { endpointOf } from '../../src/status/collector.js';
 
@@ -13,6 +13,14 @@ test('recent errors keep the newest N, newest first, and never a query string', 
   assert.equal(r.count, 5);
   assert.deepEqual(list.map((e) => e.path), ['/v2/a/blobs/4', '/v2/a/blobs/3', '/v2/a/blobs/2']);
   assert.ok(list.every((e) => !e.path.includes('?') && !e.path.includes('secret')));
+});
+
+test('a reason shown on the page has no URL user info, query or credentials', () => {
+  assert.equal(
+    scrubReason('redirect to https://u:p@cdn.example.com/blob?X-Amz-Signature=abc, then Bearer eyJhbGci.x-y failed'),
+    'redirect to https://cdn.example.com/blob, then Bearer … failed',
+  );
+  assert.equal(scrubReason('x'.repeat(400)).length, 300);
 });
 
 test('upstream health: success, error reasons, rate-limit headroom; a 401 handshake and an abort change nothing', () => {
