@@ -15,6 +15,7 @@ import { cleanupAll, registerCleanup, requireCommands, tmpDir } from '../harness
 import { startRegistry, type Registry } from '../harness/registry.js';
 import { makeImage, putBlob, pushImageHttp, randomBlobFile, type BlobFile, type GeneratedImage } from '../harness/oci.js';
 import { startRelay, type Relay } from '../harness/relay.js';
+import { startHubRateLimit, type HubRateLimit } from '../harness/hub-ratelimit.js';
 import { startMirror, type TestMirror } from '../helpers/mirror.js';
 import { http, httpDigest } from '../helpers/http.js';
 import type { StatusReport } from '../../src/status/collector.js';
@@ -57,6 +58,7 @@ async function field(page: Page, name: string): Promise<string> {
 describe('status page in headless Chromium', () => {
   let upstream: Registry;
   let relay: Relay;
+  let hub: HubRateLimit;
   let m: TestMirror;
   let img: GeneratedImage;
   let big: BlobFile;
@@ -68,12 +70,13 @@ describe('status page in headless Chromium', () => {
     requireCommands('docker-registry', 'chromium');
     upstream = await startRegistry();
     relay = await startRelay({ target: upstream.url });
+    hub = await startHubRateLimit({ target: upstream.url, limit: 100 });
     img = await makeImage({ layers: [64 * 1024, 2 * MiB] });
     await pushImageHttp(upstream.url, 'acme/app', 'v1', img);
     big = await randomBlobFile(await tmpDir('status-blobs-'), 32 * MiB);
     await putBlob(upstream.url, 'acme/app', big);
     m = await startMirror({
-      upstreams: [`docker.io=${relay.url}`],
+      upstreams: [`docker.io=${relay.url}`, `quay.io=${hub.url}`],
       credentials: { 'docker.io': { username: 'mirror', password: SECRET } },
       maxBandwidth: '200MB/s',
       tagTtl: '1s',
@@ -185,5 +188,22 @@ describe('status page in headless Chromium', () => {
     assert.ok(((await page.textContent('tr[data-upstream="docker.io"] td:nth-child(5)')) ?? '').startsWith(up.lastError!.reason));
     await page.screenshot({ path: join(ARTIFACTS, 'status-page-upstream-down.png'), fullPage: true });
     relay.setMode('pass');
+  });
+
+  test('the rate-limit headroom an upstream announces is shown', async () => {
+    const before = await statusJson(m);
+    assert.equal(before.upstreams[1]!.namespace, 'quay.io');
+    assert.equal(before.upstreams[1]!.state, 'unknown', 'not asked yet');
+    assert.equal(before.upstreams[1]!.rateLimit, null);
+    const r = await http(`${m.url}/v2/acme/app/manifests/v1?ns=quay.io`, { headers: { accept: img.manifestMediaType } });
+    assert.equal(r.status, 200);
+    const json = await statusJson(m);
+    const rl = json.upstreams[1]!.rateLimit;
+    assert.equal(rl?.remaining, hub.remaining());
+    assert.equal(rl?.limit, 100);
+    assert.equal(rl?.windowSeconds, 21600);
+    await page.waitForFunction(() => (document.querySelector('tr[data-upstream="quay.io"] td:nth-child(7)')?.textContent ?? '').includes('/ 100'), undefined, { timeout: 15_000 });
+    assert.equal(await page.textContent('tr[data-upstream="quay.io"] td:nth-child(7)'), `${hub.remaining()} / 100 per 6h 0m 0s`);
+    assert.equal(await page.textContent('tr[data-upstream="quay.io"] td:nth-child(3)'), 'ok');
   });
 });
