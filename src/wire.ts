@@ -18,6 +18,7 @@ import { Fills } from './fill/fills.js';
 import { Slots } from './fill/slots.js';
 import { createDispatcher, Upstream } from './upstream/client.js';
 import { Namespaces } from './upstream/namespaces.js';
+import { Bandwidth } from './upstream/bandwidth.js';
 import { blobHandler } from './http/handlers/blob.js';
 import { manifestHandler } from './http/handlers/manifest.js';
 import { passthroughHandlers } from './http/handlers/passthrough.js';
@@ -26,6 +27,10 @@ import { BufferBudget } from './body/buffer-budget.js';
 import { ReadinessCheck } from './http/readiness.js';
 import { checkSpace } from './store/space.js';
 import { Sender } from './body/sender.js';
+import { UpstreamHealth } from './status/upstream-health.js';
+import { RecentErrors } from './status/recent-errors.js';
+import { StatusCollector, type StatusSources } from './status/collector.js';
+import { statusRoute } from './status/handler.js';
 
 /** Least free space on the data directory's filesystem for /readyz to answer ready (a fill needs room). */
 const MIN_FREE_BYTES = 64 * 2 ** 20;
@@ -49,28 +54,48 @@ export interface MirrorParts {
   dispatcher: Agent;
   /** The global budget of transfer buffers. */
   budget: BufferBudget;
+  /** What the status page shows. */
+  status: StatusCollector;
 }
 
 /** Builds the parts of a mirror (no I/O: see Mirror.create for start-up). */
-export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: boolean; draining: () => boolean }): MirrorParts {
+export function wire(
+  config: MirrorConfig,
+  log: Logger,
+  opts: { processMetrics: boolean; draining: () => boolean; statusSources?: Pick<StatusSources, 'cache' | 'peers'> },
+): MirrorParts {
   const metrics = new Metrics({ defaultMetrics: opts.processMetrics });
   const layout = new Layout(config.dataDir);
   const blobStore = new BlobStore(layout, config.blobMemoryBytes, config.blobMemoryItemBytes);
   const manifestStore = new ManifestStore(layout, config.manifestMemoryBytes);
   const tagStore: TagStore = config.redisUrl ? new RedisTagStore(config.redisUrl, log) : new MemoryTagStore();
   const dispatcher = createDispatcher(config.upstreamTimeouts);
+  const health = new UpstreamHealth();
+  const recentErrors = new RecentErrors();
   const namespaces = new Namespaces(
-    config.upstreams.map((u) => new Upstream(u, { dispatcher, timeouts: config.upstreamTimeouts, metrics, log })),
+    config.upstreams.map((u) => new Upstream(u, { dispatcher, timeouts: config.upstreamTimeouts, metrics, log, observer: health })),
     config.defaultNamespace,
   );
   const slots = new Slots(config.fill.maxConcurrent, config.fill.queueTimeoutMs, (n) => metrics.fillQueueWaiting.set(n));
   const fills = new Fills({ store: blobStore, metrics, log, acquireSlot: () => slots.acquire(), abortWhenOrphaned: config.fill.abortWhenOrphaned });
   const manifests = new ManifestService({ store: manifestStore, metrics, log, maxBytes: config.maxManifestBytes });
   const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs });
-  const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range });
+  const bandwidth = new Bandwidth(config.bandwidth);
+  const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range, bandwidth });
   const budget = new BufferBudget(config.limits.transferBufferBytes);
   const sender = new Sender({ budget, writeIdleMs: config.limits.writeIdleTimeoutMs });
   const passthrough = passthroughHandlers({ metrics });
+  const status = new StatusCollector({
+    metrics,
+    health,
+    errors: recentErrors,
+    upstreams: config.upstreams.map((u) => ({ namespace: u.namespace, url: u.url, bandwidth: config.bandwidth.perUpstream[u.namespace] ?? 0 })),
+    fills: () => fills.snapshot(),
+    disk: async () => checkSpace(layout.root),
+    bandwidth: config.bandwidth.overall,
+    // Cache totals and peers come from the durable index and the cluster once they exist.
+    ...opts.statusSources,
+  });
   const pipeline: PipelineDeps = {
     routes: {
       manifest: manifestHandler({ manifests, tags, metrics }),
@@ -82,6 +107,8 @@ export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: 
     metrics,
     log,
     draining: opts.draining,
+    status: statusRoute(status),
+    onError: (e) => recentErrors.add(e),
     readiness: new ReadinessCheck({
       draining: opts.draining,
       space: () => checkSpace(layout.root),
@@ -89,5 +116,5 @@ export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: 
       minFreeBytes: MIN_FREE_BYTES,
     }),
   };
-  return { config, log, metrics, layout, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher, budget };
+  return { config, log, metrics, layout, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher, budget, status };
 }

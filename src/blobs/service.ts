@@ -25,6 +25,7 @@ import { upstreamParts } from '../range/upstream-parts.js';
 import type { RangeConfig } from '../config/types.js';
 import type { Upstream } from '../upstream/client.js';
 import type { Metrics } from '../metrics.js';
+import type { Bandwidth } from '../upstream/bandwidth.js';
 import { blobOrigin, remoteBlobSize, remoteExact, remoteRange } from './remote.js';
 
 /** Where an answer's bytes come from. */
@@ -64,6 +65,8 @@ export interface BlobServiceDeps {
   fills: Fills;
   metrics: Metrics;
   range: RangeConfig;
+  /** Upstream bandwidth limits (absent: unlimited). */
+  bandwidth?: Bandwidth;
 }
 
 export class BlobService {
@@ -131,7 +134,7 @@ export class BlobService {
 
   private async fromFill(req: BlobRequest, retried = false): Promise<BlobAnswer> {
     const ns = req.upstream.namespace;
-    const { fill, joined } = this.deps.fills.obtain(req.digest, blobOrigin(req.upstream, req.repository, req.digest), ns);
+    const { fill, joined } = this.deps.fills.obtain(req.digest, blobOrigin(req.upstream, req.repository, req.digest, this.deps.bandwidth?.forUpstream(req.upstream.namespace)), ns);
     // Attach in the same tick as the join, so the fill's file stays open for this request whatever happens next.
     const source = fill.reader();
     if (!retried) this.deps.metrics.misses.inc({ kind: 'blob' });
@@ -157,7 +160,7 @@ export class BlobService {
       return;
     }
     this.rangeMisses.delete(req.digest.value);
-    const { fill } = this.deps.fills.obtain(req.digest, blobOrigin(req.upstream, req.repository, req.digest), req.upstream.namespace);
+    const { fill } = this.deps.fills.obtain(req.digest, blobOrigin(req.upstream, req.repository, req.digest, this.deps.bandwidth?.forUpstream(req.upstream.namespace)), req.upstream.namespace);
     this.deps.metrics.backgroundFills.inc({ reason: 'range-misses' });
     fill.finished.catch(() => undefined);
   }
@@ -171,9 +174,10 @@ export class BlobService {
     this.noteRangeMiss(req);
     const abort = new AbortController();
     const onBytes = (n: number) => metrics.rangeUpstreamBytes.inc(n);
+    const shaper = this.deps.bandwidth?.forUpstream(upstream.namespace);
     if (specs.specs.length === 1) {
       metrics.misses.inc({ kind: 'blob' });
-      const got = await remoteRange(upstream, repository, d, formatRangeHeader(specs.specs), abort.signal, onBytes);
+      const got = await remoteRange(upstream, repository, d, formatRangeHeader(specs.specs), abort.signal, onBytes, shaper);
       const source = StreamSource.of(got.body, got.range.start, got.size, () => abort.abort());
       return { source, selection: { kind: 'single', range: got.range }, origin: 'upstream', cache: 'range-miss' };
     }
@@ -183,7 +187,7 @@ export class BlobService {
     const selection = this.select(req, size);
     if (selection.kind === 'whole') return undefined;
     metrics.misses.inc({ kind: 'blob' });
-    const fetchExact = (start: number, end: number, signal: AbortSignal) => remoteExact(upstream, repository, d, start, end, signal, onBytes);
+    const fetchExact = (start: number, end: number, signal: AbortSignal) => remoteExact(upstream, repository, d, start, end, signal, onBytes, shaper);
     if (selection.kind === 'single') {
       const source = new StreamSource(size, (_i, start, end) => fetchExact(start, end, abort.signal), () => abort.abort());
       await source.select(0, selection.range.start, selection.range.end);

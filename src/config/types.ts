@@ -140,6 +140,17 @@ export interface RedisPolicy {
   breaker: RedisBreaker;
 }
 
+/**
+ * Upstream bandwidth limits, bytes per second; 0 means unlimited (the default). They shape the bytes of
+ * blob transfers from upstreams (fills and range misses), never answers from the cache.
+ */
+export interface BandwidthConfig {
+  /** Cap across every upstream together. YAML `maxBandwidth: 50MB/s`, env `REGMIRROR_MAX_BANDWIDTH`. */
+  overall: number;
+  /** Caps of single upstreams by namespace, within the overall one. YAML `upstreamBandwidth: {docker.io: 20MB/s}`. */
+  perUpstream: Record<string, number>;
+}
+
 /** A resolved mirror configuration. */
 export interface MirrorConfig {
   /** Listen address. */
@@ -186,4 +197,6 @@ export interface MirrorConfig {
   trust: TrustPolicy;
   /** Redis command deadline and breaker (YAML `redis: {url, timeout, breaker}`). */
   redis: RedisPolicy;
+  /** Upstream bandwidth limits (YAML `maxBandwidth`, `upstreamBandwidth`). */
+  bandwidth: BandwidthConfig;
 }
