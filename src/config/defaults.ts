@@ -32,5 +32,6 @@ export function defaultConfig(): MirrorConfig {
     isolateNamespaces: false,
     trust: { allowRedirectHosts: [], allowPrivateRedirects: false },
     redis: { timeoutMs: 250, breaker: { failureThreshold: 3, cooldownMs: 5_000 } },
+    cluster: {},
   };
 }

@@ -39,6 +39,12 @@ export interface RedisInput {
   breaker?: { failures?: number; cooldown?: string | number };
 }
 
+/** `cluster:` as a source states it. */
+export interface ClusterInput {
+  advertise?: string;
+  token?: string;
+}
+
 /** Settings as one source states them, before validation. Every field is optional. */
 export interface ConfigInput {
   /** `HOST:PORT`, `:PORT`, `[v6]:PORT`, or a bare port number (then the host is 0.0.0.0). */
@@ -72,6 +78,7 @@ export interface ConfigInput {
   isolateNamespaces?: boolean;
   limits?: LimitsInput;
   trust?: TrustInput;
+  cluster?: ClusterInput;
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -127,6 +134,21 @@ function hostList(v: unknown, key: string): string[] {
   });
 }
 
+/** `cluster.advertise`: an http(s) base URL without a path, as the other mirrors reach this one. */
+function advertiseValue(v: unknown, key: string): string {
+  const raw = str(v, key).trim();
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(key, `invalid URL ${JSON.stringify(raw)}: expected http://HOST:PORT`);
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || (u.pathname !== '/' && u.pathname !== '') || u.search || u.username) {
+    throw new ConfigError(key, `expected http://HOST:PORT (no path, query or credentials), got ${JSON.stringify(raw)}`);
+  }
+  return `${u.protocol}//${u.host}`;
+}
+
 /** One setting: where it lives (dotted path), how its value is checked, where it goes. */
 interface Setting {
   path: string;
@@ -175,6 +197,8 @@ const SETTINGS: readonly Setting[] = [
   setting('limits.shutdownTimeout', duration, (c, v) => (c.limits.shutdownTimeoutMs = v)),
   setting('trust.allowRedirectHosts', hostList, (c, v) => (c.trust.allowRedirectHosts = v)),
   setting('trust.allowPrivateRedirects', bool, (c, v) => (c.trust.allowPrivateRedirects = v)),
+  setting('cluster.advertise', advertiseValue, (c, v) => (c.cluster.advertise = v)),
+  setting('cluster.token', str, (c, v) => (c.cluster.token = v)),
 ];
 
 /** A client limit of 0 would switch the protection off (Node reads 0 as "no timeout"): refuse it. */
@@ -318,6 +342,8 @@ const ENV_VARS: ReadonlyArray<[string, string, 'string' | 'int' | 'bool']> = [
   ['REGMIRROR_MAX_CONNECTIONS', 'limits.maxConnections', 'int'],
   ['REGMIRROR_TRANSFER_BUFFER_BUDGET', 'limits.transferBufferBudget', 'string'],
   ['REGMIRROR_SHUTDOWN_TIMEOUT', 'limits.shutdownTimeout', 'string'],
+  ['REGMIRROR_ADVERTISE', 'cluster.advertise', 'string'],
+  ['REGMIRROR_CLUSTER_TOKEN', 'cluster.token', 'string'],
 ];
 
 function setAt(target: Record<string, unknown>, path: string, value: unknown): void {
@@ -376,5 +402,7 @@ export function buildConfig(...layers: ConfigInput[]): MirrorConfig {
     if (!u) throw new ConfigError(`credentials.${ns}`, `credentials given for ${ns}, which is not a configured upstream (${c.upstreams.map((x) => x.namespace).join(', ')})`);
     u.credentials = creds[ns]!;
   }
+  if (c.cluster.advertise !== undefined && !c.redisUrl) throw new ConfigError('cluster.advertise', 'cluster mode coordinates through Redis: set redis.url (--redis) as well');
+  if (c.cluster.token !== undefined && c.cluster.advertise === undefined) throw new ConfigError('cluster.token', 'a cluster token without cluster.advertise (--advertise) does nothing');
   return c;
 }

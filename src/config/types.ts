@@ -140,6 +140,20 @@ export interface RedisPolicy {
   breaker: RedisBreaker;
 }
 
+/** A fleet of mirrors sharing fills through Redis (issue 11). YAML `cluster: {advertise, token}`. */
+export interface ClusterConfig {
+  /**
+   * The URL at which the other mirrors reach this one (e.g. `http://10.0.0.5:5000`); setting it turns
+   * cluster mode on and needs `redis.url`. YAML `cluster.advertise`, env `REGMIRROR_ADVERTISE`, flag `--advertise`.
+   */
+  advertise?: string;
+  /**
+   * A shared secret that mirror-to-mirror requests carry as `Authorization: Bearer`; without it the peer
+   * endpoint is open to anyone who can reach it. YAML `cluster.token`, env `REGMIRROR_CLUSTER_TOKEN`.
+   */
+  token?: string;
+}
+
 /** A resolved mirror configuration. */
 export interface MirrorConfig {
   /** Listen address. */
@@ -186,4 +200,6 @@ export interface MirrorConfig {
   trust: TrustPolicy;
   /** Redis command deadline and breaker (YAML `redis: {url, timeout, breaker}`). */
   redis: RedisPolicy;
+  /** Cluster mode (YAML `cluster`): on when `cluster.advertise` is set. */
+  cluster: ClusterConfig;
 }
