@@ -3,6 +3,7 @@
  * several mirrors in one process (tests, embedding) never share counters.
  */
 import { Counter, Histogram, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { ClusterMetrics } from './cluster/metrics.js';
 
 /** Histogram buckets (seconds) that resolve sub-millisecond cache hits as well as minute-long fills. */
 export const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -36,6 +37,8 @@ export class Metrics {
   readonly rangeParts: Counter<'source'>;
   readonly rangeUpstreamBytes: Counter;
   readonly backgroundFills: Counter<'reason'>;
+  /** Cluster mode (`regmirror_cluster_*`). */
+  readonly cluster: ClusterMetrics;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -63,6 +66,7 @@ export class Metrics {
     this.rangeParts = new Counter({ name: `${p}range_parts_total`, help: 'Parts served in range answers', labelNames: ['source'], registers });
     this.rangeUpstreamBytes = new Counter({ name: `${p}range_upstream_bytes_total`, help: 'Bytes read from upstreams to answer range requests', registers });
     this.backgroundFills = new Counter({ name: `${p}background_fills_total`, help: 'Whole-blob fills started by the mirror itself, by reason (range-misses: a blob read in pieces again and again)', labelNames: ['reason'], registers });
+    this.cluster = new ClusterMetrics(this.registry);
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: p });
   }
 }

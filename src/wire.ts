@@ -26,6 +26,8 @@ import { BufferBudget } from './body/buffer-budget.js';
 import { ReadinessCheck } from './http/readiness.js';
 import { checkSpace } from './store/space.js';
 import { Sender } from './body/sender.js';
+import { Cluster } from './cluster/cluster.js';
+import { peerEndpoint } from './cluster/peer-endpoint.js';
 
 /** Least free space on the data directory's filesystem for /readyz to answer ready (a fill needs room). */
 const MIN_FREE_BYTES = 64 * 2 ** 20;
@@ -49,6 +51,8 @@ export interface MirrorParts {
   dispatcher: Agent;
   /** The global budget of transfer buffers. */
   budget: BufferBudget;
+  /** Cluster mode's parts, when `cluster.advertise` is set. */
+  cluster?: Cluster;
 }
 
 /** Builds the parts of a mirror (no I/O: see Mirror.create for start-up). */
@@ -67,7 +71,10 @@ export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: 
   const fills = new Fills({ store: blobStore, metrics, log, acquireSlot: () => slots.acquire(), abortWhenOrphaned: config.fill.abortWhenOrphaned });
   const manifests = new ManifestService({ store: manifestStore, metrics, log, maxBytes: config.maxManifestBytes });
   const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs });
-  const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range });
+  const cluster = config.cluster.advertise && config.redisUrl
+    ? new Cluster({ redisUrl: config.redisUrl, advertise: config.cluster.advertise, token: config.cluster.token, redisTimeoutMs: config.redis.timeoutMs, bodyIdleMs: config.upstreamTimeouts.bodyIdleMs, metrics: metrics.cluster, log })
+    : undefined;
+  const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range, ...(cluster ? { origins: cluster.origins } : {}) });
   const budget = new BufferBudget(config.limits.transferBufferBytes);
   const sender = new Sender({ budget, writeIdleMs: config.limits.writeIdleTimeoutMs });
   const passthrough = passthroughHandlers({ metrics });
@@ -81,6 +88,7 @@ export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: 
     namespaces,
     metrics,
     log,
+    ...(cluster ? { internal: peerEndpoint({ blobs, sender, metrics: metrics.cluster, token: config.cluster.token }) } : {}),
     draining: opts.draining,
     readiness: new ReadinessCheck({
       draining: opts.draining,
@@ -89,5 +97,5 @@ export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: 
       minFreeBytes: MIN_FREE_BYTES,
     }),
   };
-  return { config, log, metrics, layout, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher, budget };
+  return { config, log, metrics, layout, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher, budget, ...(cluster ? { cluster } : {}) };
 }

@@ -30,6 +30,8 @@ export interface PipelineDeps {
   metrics: Metrics;
   log: Logger;
   readiness: ReadinessCheck;
+  /** Mirror-internal endpoints under `/_regmirror/` (cluster mode's peer endpoint), answered before the registry routes. */
+  internal?: (ctx: RequestContext, path: string) => Promise<void>;
   /** True once the mirror is draining: every answer closes its connection. */
   draining: () => boolean;
 }
@@ -110,6 +112,10 @@ export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res:
       if (path === '/readyz' && (req.method === 'GET' || req.method === 'HEAD')) {
         const r = await deps.readiness.check();
         sendBuffer(ctx, r.ready ? 200 : 503, Buffer.from(`${JSON.stringify({ status: r.status, ...r.detail })}\n`), { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        return;
+      }
+      if (deps.internal && path.startsWith('/_regmirror/')) {
+        await deps.internal(ctx, path);
         return;
       }
       await dispatch(deps, ctx, parseRoute(path));
