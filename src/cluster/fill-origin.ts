@@ -187,11 +187,13 @@ class ClusterFill {
       if (h.url === this.deps.self || this.origins.avoids(h.url)) break;
       const got = await this.tryPeer(h, signal, false);
       if (got) {
+        this.deps.log.info({ digest: this.digest.value, peer: h.url, from: this.written }, 'continuing from the new lease holder');
         this.deps.metrics.takeovers.inc({ to: 'peer', mode: this.written > 0 ? 'resume' : 'start' });
         return got;
       }
       dead = h;
     }
+    this.deps.log.info({ digest: this.digest.value, from: this.written, holding: this.holding, alone: this.alone, giveUp }, 'continuing from the upstream');
     this.deps.metrics.takeovers.inc({ to: 'upstream', mode: this.written > 0 ? 'resume' : 'start' });
     return { body: this.written > 0 ? await this.upstream.from(this.written, signal) : await this.upstream.whole(signal) };
   }

@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cleanupAll, freePort, requireCommands, spawnProc, tmpDir, type Proc } from '../harness/proc.js';
@@ -92,6 +92,13 @@ async function corruptBlobs(dataDir: string): Promise<string[]> {
     }
   }
   return bad;
+}
+
+/** A counter's value from a mirror's /metrics (0 when absent). */
+async function metricValue(m: ClusterMirror, name: string, labels: string): Promise<number> {
+  const text = (await http(`${m.url}/metrics`)).body.toString();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
 async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
@@ -207,28 +214,71 @@ describe('a cluster of three mirror processes coordinated by Redis', () => {
     const holder = mirrors.find((m) => m.url === holderUrl);
     assert.ok(holder, `the lease names a mirror: ${String(lease)}`);
     await holder.proc.stop({ signal: 'SIGKILL' });
-    const results = await Promise.all(clients.map(async (c) => ({ mirror: c.mirror, r: await c.result })));
-    let survivorsChecked = 0;
-    for (const [i, { mirror, r }] of results.entries()) {
-      if (mirror === holder) continue; // connected to the killed process: allowed to fail
-      survivorsChecked++;
-      assert.ok(r.ok, `client ${i} of ${mirror.url}: ${JSON.stringify(r)}`);
-      assert.equal(r.digest, blob.digest, `client ${i} of ${mirror.url}`);
-    }
-    assert.equal(survivorsChecked, 20);
-    const gets = blobGets(relay.stats().log, blob.digest);
-    assert.ok(gets.length >= 1 && gets.length <= 2, `at most one more upstream GET:\n${describeLog(relay.stats().log)}`);
-    if (gets.length === 2) assert.match(gets[1]!.range ?? '', /^bytes=\d+-$/, 'the second GET resumes with a Range');
-    process.stdout.write(`# kill -9 of the lease holder: upstream blob GETs ${gets.length} (${gets.map((g) => `${g.range ?? 'whole'}:${g.bytes}`).join(', ')})\n`);
-    for (const m of mirrors) assert.deepEqual(await corruptBlobs(m.dataDir), [], `nothing corrupt cached in ${m.dataDir}`);
-    // The survivors serve it from their caches now.
-    for (const m of mirrors.filter((x) => x !== holder)) assert.equal((await pull(blobUrl(m, blob))).digest, blob.digest);
-    assert.equal(blobGets(relay.stats().log, blob.digest).length, gets.length);
-    // The killed mirror comes back on its data dir (its temp files are swept) and rejoins.
     const idx = mirrors.indexOf(holder);
-    mirrors[idx] = await startClusterMirror(Number(new URL(holder.url).port), holder.dataDir);
-    assert.equal((await pull(blobUrl(mirrors[idx]!, blob))).digest, blob.digest);
-    assert.equal(blobGets(relay.stats().log, blob.digest).length, gets.length, 'the restarted mirror got it from a peer');
+    let restarted = false;
+    const restart = async () => {
+      restarted = true;
+      mirrors[idx] = await startClusterMirror(Number(new URL(holder.url).port), holder.dataDir);
+    };
+    try {
+      const results = await Promise.all(clients.map(async (c) => ({ mirror: c.mirror, r: await c.result })));
+      let survivorsChecked = 0;
+      for (const [i, { mirror, r }] of results.entries()) {
+        if (mirror === holder) continue; // connected to the killed process: allowed to fail
+        survivorsChecked++;
+        assert.ok(r.ok, `client ${i} of ${mirror.url}: ${JSON.stringify(r)}`);
+        assert.equal(r.digest, blob.digest, `client ${i} of ${mirror.url}`);
+      }
+      assert.equal(survivorsChecked, 20);
+      const gets = blobGets(relay.stats().log, blob.digest);
+      const clusterLog = mirrors.map((m) => `${m.url}:\n${m.proc.output().split('\n').filter((l) => /peer|lease|continuing/.test(l)).slice(-20).join('\n')}`).join('\n');
+      assert.ok(gets.length >= 1 && gets.length <= 2, `at most one more upstream GET:\n${describeLog(relay.stats().log)}\n${clusterLog}`);
+      if (gets.length === 2) assert.match(gets[1]!.range ?? '', /^bytes=\d+-$/, 'the second GET resumes with a Range');
+      process.stdout.write(`# kill -9 of the lease holder: upstream blob GETs ${gets.length} (${gets.map((g) => `${g.range ?? 'whole'}:${g.bytes}`).join(', ')})\n`);
+      for (const m of mirrors) assert.deepEqual(await corruptBlobs(m.dataDir), [], `nothing corrupt cached in ${m.dataDir}`);
+      // The survivors serve it from their caches now.
+      for (const m of mirrors.filter((x) => x !== holder)) assert.equal((await pull(blobUrl(m, blob))).digest, blob.digest);
+      assert.equal(blobGets(relay.stats().log, blob.digest).length, gets.length);
+      const killedClients = results.filter((x) => x.mirror === holder);
+      process.stdout.write(`# clients of the killed mirror: ${killedClients.filter((x) => !x.r.ok).length} of ${killedClients.length} failed; clients of the survivors: ${survivorsChecked} of ${survivorsChecked} complete\n`);
+      // The killed mirror comes back on its data dir (its temp files are swept) and rejoins.
+      await restart();
+      assert.equal((await pull(blobUrl(mirrors[idx]!, blob))).digest, blob.digest);
+      assert.equal(blobGets(relay.stats().log, blob.digest).length, gets.length, 'the restarted mirror got it from a peer');
+    } finally {
+      // Later tests need three mirrors whatever happened here.
+      if (!restarted) await restart();
+    }
+  });
+
+  test('a peer that serves corrupt bytes: rejected, counted, avoided; the retry is fetched elsewhere (after the kill test: m1 avoids m0 from here on)', { timeout: 120_000 }, async () => {
+    const blob = await pushBig(4 * MiB);
+    const [m0, m1] = [mirrors[0]!, mirrors[1]!];
+    relay.reset();
+    assert.equal((await pull(blobUrl(m0, blob))).digest, blob.digest);
+    // m0's committed copy goes bad on disk (same size, one byte flipped): m0 now serves wrong bytes as a peer.
+    const path = join(m0.dataDir, 'blobs', 'sha256', blob.digest.slice(7, 9), blob.digest.slice(7));
+    const fh = await open(path, 'r+');
+    const one = Buffer.alloc(1);
+    await fh.read(one, 0, 1, 12345);
+    one[0] = one[0]! ^ 0xff;
+    await fh.write(one, 0, 1, 12345);
+    await fh.close();
+    const failuresBefore = await metricValue(m1, 'regmirror_cluster_peer_failures_total', 'reason="digest-mismatch"');
+    // m1 misses it, finds m0 in the directory, reads it from m0, and its own verification rejects the bytes.
+    const first = await pull(blobUrl(m1, blob));
+    assert.ok(!first.ok || first.digest !== blob.digest, 'the corrupt answer was not delivered as a good one');
+    assert.equal(first.ok, false, `the client saw an aborted transfer: ${JSON.stringify(first)}`);
+    assert.equal(await metricValue(m1, 'regmirror_cluster_peer_failures_total', 'reason="digest-mismatch"'), failuresBefore + 1, 'counted');
+    assert.equal(blobGets(relay.stats().log, blob.digest).length, 1, 'the corrupt transfer came from the peer, not the upstream');
+    // The retry avoids m0 and fetches from the upstream; nothing corrupt is cached at m1.
+    const retry = await pull(blobUrl(m1, blob));
+    assert.ok(retry.ok);
+    assert.equal(retry.digest, blob.digest);
+    assert.equal(blobGets(relay.stats().log, blob.digest).length, 2);
+    assert.deepEqual(await corruptBlobs(m1.dataDir), []);
+    // Put m0's copy right again for the tests that follow (they check every data dir).
+    await rm(path);
   });
 
   test('Redis killed mid-run: the mirrors carry on alone', { timeout: 300_000 }, async () => {
