@@ -12,6 +12,7 @@ import { Directory } from './directory.js';
 import { Leases } from './lease.js';
 import { PeerClient } from './peer-origin.js';
 import { ClusterOrigins } from './fill-origin.js';
+import { ClusterTagGate } from './tag-gate.js';
 
 /** Options of {@link Cluster}. */
 export interface ClusterOptions {
@@ -34,6 +35,8 @@ export class Cluster {
   readonly membership: Membership;
   readonly origins: ClusterOrigins;
   readonly peers: PeerClient;
+  /** One tag revalidation per tag per TTL across the cluster. */
+  readonly tagGate: ClusterTagGate;
   /** A random id of this process, so a restarted mirror at the same address never mistakes the old one's keys for its own. */
   readonly instance = randomBytes(6).toString('hex');
 
@@ -42,6 +45,7 @@ export class Cluster {
     this.redis = new ClusterRedis({ url: opts.redisUrl, timeoutMs: opts.redisTimeoutMs, metrics: opts.metrics, log });
     this.membership = new Membership(this.redis, opts.advertise, this.instance);
     this.peers = new PeerClient({ token: opts.token, bodyIdleMs: opts.bodyIdleMs });
+    this.tagGate = new ClusterTagGate(this.redis, opts.metrics, `${opts.advertise} ${this.instance}`);
     this.origins = new ClusterOrigins({
       leases: new Leases(this.redis, opts.metrics, `${opts.advertise} ${this.instance}`, opts.leaseTtlMs ?? 5_000),
       directory: new Directory(this.redis, opts.metrics),

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cleanupAll, freePort, requireCommands, spawnProc, tmpDir, type Proc } from '../harness/proc.js';
 import { startRegistry, type Registry } from '../harness/registry.js';
-import { putBlob, randomBlobFile, type BlobFile } from '../harness/oci.js';
+import { makeImage, MediaType, pushImageHttp, putBlob, randomBlobFile, type BlobFile } from '../harness/oci.js';
 import { redisCommand, startRedis, type RedisServer } from '../harness/redis.js';
 import { startRelay, type Relay, type RelayRecord } from '../harness/relay.js';
 import { http, httpDigest } from '../helpers/http.js';
@@ -121,7 +121,7 @@ describe('a cluster of three mirror processes coordinated by Redis', () => {
     const url = `http://127.0.0.1:${port}`;
     const proc = await spawnProc(
       process.execPath,
-      [CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--upstream', `docker.io=${relay.url}`, '--redis', redis.url, '--advertise', url, '--data-dir', dataDir, '--log-level', 'info'],
+      [CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--upstream', `docker.io=${relay.url}`, '--redis', redis.url, '--advertise', url, '--tag-ttl', '3s', '--data-dir', dataDir, '--log-level', 'info'],
       { name: `mirror-${port}`, env: { ...process.env, REGMIRROR_CLUSTER_TOKEN: TOKEN }, ready: /regmirror listening/, readyTimeoutMs: 30_000 },
     );
     return { url, dataDir, proc };
@@ -200,6 +200,28 @@ describe('a cluster of three mirror processes coordinated by Redis', () => {
     assert.equal(tail.status, 206);
     assert.equal(tail.headers['content-range'], `bytes 1000-${small.size - 1}/${small.size}`);
     assert.deepEqual(tail.body, whole.body.subarray(1000));
+  });
+
+  test('tags across the fleet: one revalidation HEAD per tag per TTL per cluster', { timeout: 120_000 }, async () => {
+    const img = await makeImage({ layers: [1000], format: 'docker' });
+    const digest = await pushImageHttp(reg.url, 'library/app', 'v1', img);
+    const accept = { accept: `${MediaType.dockerManifest}, ${MediaType.ociManifest}` };
+    const heads = () => relay.stats().log.filter((r) => r.method === 'HEAD' && r.path.includes('/manifests/v1')).length;
+    const round = async () => {
+      const got = await Promise.all(Array.from({ length: 12 }, (_, i) => http(`${mirrors[i % 3]!.url}/v2/library/app/manifests/v1`, { headers: accept })));
+      for (const r of got) {
+        assert.equal(r.status, 200);
+        assert.equal(r.headers['docker-content-digest'], digest);
+      }
+    };
+    relay.reset();
+    await round(); // cold: nobody knows the tag
+    assert.equal(heads(), 1, `one HEAD for 12 clients over three mirrors:\n${describeLog(relay.stats().log)}`);
+    await round(); // within the TTL: no upstream request at all
+    assert.equal(heads(), 1);
+    await new Promise((r) => setTimeout(r, 3500)); // past the 3 s TTL
+    await round();
+    assert.equal(heads(), 2, `one more HEAD after the TTL:\n${describeLog(relay.stats().log)}`);
   });
 
   test('kill -9 the lease holder mid-fill: the other mirrors\' clients all complete, at most one more upstream GET, nothing corrupt cached', { timeout: 300_000 }, async () => {
