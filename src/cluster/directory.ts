@@ -28,7 +28,13 @@ export class Directory {
   /** Records that `member` holds `digest` committed. */
   async add(digest: string, member: string): Promise<void> {
     const k = holdersKey(digest);
-    await this.redis.call('dir.add', (r) => r.multi().sadd(k, member).expire(k, HOLDERS_TTL_SECONDS).exec());
+    // One round trip, no transaction: an expiry missed by a crash between the two only keeps the set longer.
+    await this.redis.call('dir.add', async (r) => {
+      const res = await r.pipeline().sadd(k, member).expire(k, HOLDERS_TTL_SECONDS).exec();
+      const failed = res?.find(([err]) => err);
+      if (failed) throw failed[0];
+      return res;
+    });
   }
 
   /** Removes `member` from `digest`'s holders (it answered that it does not have it). */
