@@ -153,7 +153,7 @@ class ClusterFill {
   /** Opens a peer from the bytes written so far; undefined (counted) when it cannot serve. */
   private async tryPeer(peer: Holder, signal: AbortSignal, committed: boolean): Promise<Source | undefined> {
     try {
-      const body = await this.deps.peers.open(peer.url, this.digest, this.written, signal);
+      const body = await this.deps.peers.open(peer.url, this.digest, this.written, signal, committed);
       if (this.size !== undefined && body.size !== undefined && body.size !== this.size) {
         body.destroy();
         throw new PeerError(peer.url, 'content-range', `announced ${body.size} bytes, not ${this.size}`);

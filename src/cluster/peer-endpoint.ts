@@ -12,7 +12,7 @@ import type { Sender } from '../body/sender.js';
 import type { RequestContext } from '../http/context.js';
 import { sendBuffer } from '../http/respond.js';
 import type { ClusterMetrics } from './metrics.js';
-import { PEER_PREFIX } from './peer-origin.js';
+import { COMMITTED_ONLY, PEER_PREFIX } from './peer-origin.js';
 
 const OCTET = 'application/octet-stream';
 
@@ -57,7 +57,11 @@ export function peerEndpoint(deps: PeerEndpointDeps): (ctx: RequestContext, path
       return;
     }
     const d = checkDigest(path.slice(PEER_PREFIX.length));
-    const answer = await deps.blobs.openLocal({ digest: d, range: one(ctx.req.headers.range), ifRange: one(ctx.req.headers['if-range']) });
+    let answer = await deps.blobs.openLocal({ digest: d, range: one(ctx.req.headers.range), ifRange: one(ctx.req.headers['if-range']) });
+    if (answer && answer.origin !== 'cache' && ctx.req.headers[COMMITTED_ONLY] !== undefined) {
+      answer.source.release();
+      answer = undefined;
+    }
     if (!answer) {
       deps.metrics.peerServed.inc({ result: 'miss' });
       ctx.cache = 'peer-miss';

@@ -9,6 +9,11 @@ import type { Digest } from '../oci/digest.js';
 
 /** The path of the peer endpoint for a digest. */
 export const PEER_PREFIX = '/_regmirror/peer/blobs/';
+/**
+ * Request header asking for a committed copy only (a directory entry claims one): a peer that has only a
+ * fill in flight answers a miss, so two mirrors can never end up reading each other's fills in a circle.
+ */
+export const COMMITTED_ONLY = 'x-regmirror-committed-only';
 
 /** Why a peer transfer failed, as a metric label. */
 export type PeerFailureReason = 'connect' | 'status' | 'miss' | 'body' | 'short-body' | 'digest-mismatch' | 'content-range';
@@ -47,8 +52,9 @@ export class PeerClient {
   }
 
   /** Opens `digest` at `peer` from byte `start`. Throws a {@link PeerError}. */
-  async open(peer: string, digest: Digest, start: number, signal: AbortSignal): Promise<PeerBody> {
+  async open(peer: string, digest: Digest, start: number, signal: AbortSignal, committedOnly = false): Promise<PeerBody> {
     const headers: Record<string, string> = {};
+    if (committedOnly) headers[COMMITTED_ONLY] = '1';
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     if (start > 0) headers.range = `bytes=${start}-`;
     let res: Awaited<ReturnType<typeof request>>;
