@@ -41,6 +41,12 @@ export class ClusterTagGate implements RevalidationGate {
     }
     if (got.value === 'OK') {
       this.metrics.lookups.inc({ kind: 'tag-lock', result: 'miss' });
+      // Another mirror may have revalidated and unlocked between our stale read and our lock: look again.
+      const now = await reread();
+      if (now && fresh(now)) {
+        await this.redis.call('tag.unlock', (r) => r.eval(DEL_IF_MINE, 1, k, this.self) as Promise<number>);
+        return now;
+      }
       this.held.add(key);
       return undefined;
     }
