@@ -65,6 +65,7 @@ export class Cluster {
 
   /** Leaves the cluster and closes connections. */
   async stop(): Promise<void> {
+    await this.origins.settled();
     await this.membership.stop();
     this.redis.close();
     await this.peers.close();

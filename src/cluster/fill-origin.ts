@@ -50,6 +50,8 @@ interface Source {
 
 export class ClusterOrigins implements FillOriginChooser {
   private readonly avoided = new Map<string, number>();
+  /** Fills whose end (directory record, lease release) is being written to Redis. */
+  private readonly ending = new Set<Promise<void>>();
 
   constructor(private readonly deps: ClusterOriginDeps) {}
 
@@ -64,7 +66,19 @@ export class ClusterOrigins implements FillOriginChooser {
 
   choose(digest: Digest, upstream: UpstreamFillSource): FillPlan {
     const run = new ClusterFill(digest, upstream, this.deps, this);
-    return { origin: (signal) => run.open(signal), done: (err) => run.done(err) };
+    return {
+      origin: (signal) => run.open(signal),
+      done: (err) => {
+        const p = run.done(err).finally(() => this.ending.delete(p));
+        this.ending.add(p);
+        return p;
+      },
+    };
+  }
+
+  /** Resolves once every ended fill has recorded its commit and released its lease (before Redis closes). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.ending]);
   }
 
   /** A peer sent bytes that failed verification: count it and keep away from it for a while. */

@@ -305,6 +305,16 @@ describe('a cluster of three mirror processes coordinated by Redis', () => {
     await rm(path);
   });
 
+  test('membership: every mirror has a heartbeat key; a mirror that stops (SIGTERM) leaves at once, and rejoins on restart', { timeout: 120_000 }, async () => {
+    for (const m of mirrors) assert.equal(await redisCommand(redis.url, 'EXISTS', `regmirror:cluster:member:${m.url}`), 1, m.url);
+    const m = mirrors[2]!;
+    const exit = await m.proc.stop({ signal: 'SIGTERM', graceMs: 20_000 });
+    assert.equal(exit.signal === 'SIGKILL', false, 'it drained and exited on its own');
+    assert.equal(await redisCommand(redis.url, 'EXISTS', `regmirror:cluster:member:${m.url}`), 0, 'left the cluster');
+    mirrors[2] = await startClusterMirror(Number(new URL(m.url).port), m.dataDir);
+    await waitUntil('heartbeat after restart', async () => (await redisCommand(redis.url, 'EXISTS', `regmirror:cluster:member:${m.url}`)) === 1);
+  });
+
   test('Redis killed mid-run: the mirrors carry on alone', { timeout: 300_000 }, async () => {
     const blob = await pushBig(32 * MiB);
     relay.reset();
