@@ -88,6 +88,12 @@ export class Mirror {
         (err: Error) => m.log.warn({ err: err.message }, 'redis not reachable yet; tags are revalidated upstream until it is'),
       );
     }
+    const cluster = m.parts.cluster;
+    if (cluster) {
+      const up = await cluster.start(1000);
+      if (up) m.log.info({ advertise: config.cluster.advertise, instance: cluster.instance }, 'cluster: joined');
+      else m.log.warn({ advertise: config.cluster.advertise }, 'cluster: redis not reachable yet; filling alone until it is');
+    }
     return m;
   }
 
@@ -145,6 +151,7 @@ export class Mirror {
       await closed;
     }
     await this.parts.fills.settle(Math.max(0, deadline - Date.now()));
+    await this.parts.cluster?.stop();
     await this.parts.tagStore.close();
     await this.parts.dispatcher.close().catch(() => undefined);
     await this.lock?.release();
@@ -159,6 +166,7 @@ export class Mirror {
         this.server.closeIdleConnections();
         setTimeout(() => this.server.closeAllConnections(), 2000).unref();
       });
+      await this.parts.cluster?.stop();
       await this.parts.tagStore.close();
       await this.parts.dispatcher.close().catch(() => undefined);
       await this.lock?.release();

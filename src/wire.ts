@@ -31,6 +31,8 @@ import { UpstreamHealth } from './status/upstream-health.js';
 import { RecentErrors } from './status/recent-errors.js';
 import { StatusCollector, type StatusSources } from './status/collector.js';
 import { statusRoute } from './status/handler.js';
+import { Cluster } from './cluster/cluster.js';
+import { peerEndpoint } from './cluster/peer-endpoint.js';
 
 /** Least free space on the data directory's filesystem for /readyz to answer ready (a fill needs room). */
 const MIN_FREE_BYTES = 64 * 2 ** 20;
@@ -56,6 +58,8 @@ export interface MirrorParts {
   budget: BufferBudget;
   /** What the status page shows. */
   status: StatusCollector;
+  /** Cluster mode's parts, when `cluster.advertise` is set. */
+  cluster?: Cluster;
 }
 
 /** Builds the parts of a mirror (no I/O: see Mirror.create for start-up). */
@@ -79,9 +83,12 @@ export function wire(
   const slots = new Slots(config.fill.maxConcurrent, config.fill.queueTimeoutMs, (n) => metrics.fillQueueWaiting.set(n));
   const fills = new Fills({ store: blobStore, metrics, log, acquireSlot: () => slots.acquire(), abortWhenOrphaned: config.fill.abortWhenOrphaned });
   const manifests = new ManifestService({ store: manifestStore, metrics, log, maxBytes: config.maxManifestBytes });
-  const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs });
+  const cluster = config.cluster.advertise && config.redisUrl
+    ? new Cluster({ redisUrl: config.redisUrl, advertise: config.cluster.advertise, token: config.cluster.token, redisTimeoutMs: config.redis.timeoutMs, bodyIdleMs: config.upstreamTimeouts.bodyIdleMs, metrics: metrics.cluster, log })
+    : undefined;
+  const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs, ...(cluster ? { gate: cluster.tagGate } : {}) });
   const bandwidth = new Bandwidth(config.bandwidth);
-  const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range, bandwidth });
+  const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range, bandwidth, ...(cluster ? { origins: cluster.origins } : {}) });
   const budget = new BufferBudget(config.limits.transferBufferBytes);
   const sender = new Sender({ budget, writeIdleMs: config.limits.writeIdleTimeoutMs });
   const passthrough = passthroughHandlers({ metrics });
@@ -106,6 +113,7 @@ export function wire(
     namespaces,
     metrics,
     log,
+    ...(cluster ? { internal: peerEndpoint({ blobs, sender, metrics: metrics.cluster, token: config.cluster.token }) } : {}),
     draining: opts.draining,
     status: statusRoute(status),
     onError: (e) => recentErrors.add(e),
@@ -116,5 +124,5 @@ export function wire(
       minFreeBytes: MIN_FREE_BYTES,
     }),
   };
-  return { config, log, metrics, layout, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher, budget, status };
+  return { config, log, metrics, layout, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher, budget, status, ...(cluster ? { cluster } : {}) };
 }

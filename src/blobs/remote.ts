@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import { UpstreamUnavailable } from '../oci/errors.js';
-import type { FillOrigin } from '../fill/blob-fill.js';
+import type { FillBody, FillOrigin } from '../fill/blob-fill.js';
 import { contentLength, type Upstream } from '../upstream/client.js';
 import { fetchUpstreamRange, type UpstreamRange } from '../upstream/range.js';
 import { shapeChunks, shapeReadable, type Shaper } from '../upstream/bandwidth.js';
@@ -22,6 +22,18 @@ export function blobOrigin(upstream: Upstream, repository: string, d: Digest, sh
       chunks: shaper ? shapeChunks(res.body, shaper) : res.body,
       destroy: (err?: Error) => res.body.destroy(err),
     };
+  };
+}
+
+/** Opens the upstream body of a blob from byte `start` (a fill resuming after its peer source failed). */
+export function blobOriginFrom(upstream: Upstream, repository: string, d: Digest): (start: number, signal: AbortSignal) => Promise<FillBody> {
+  return async (start, signal) => {
+    const got = await fetchUpstreamRange(upstream, repository, d, `bytes=${start}-`, signal, () => undefined);
+    if (got.range.start !== start) {
+      got.body.destroy();
+      throw new UpstreamUnavailable(`the upstream answered from byte ${got.range.start} for bytes=${start}-`, { upstream: upstream.namespace, reason: 'content-range' });
+    }
+    return { size: got.size, upstream: upstream.namespace, chunks: got.body, destroy: (err?: Error) => got.body.destroy(err) };
   };
 }
 

@@ -33,5 +33,6 @@ export function defaultConfig(): MirrorConfig {
     trust: { allowRedirectHosts: [], allowPrivateRedirects: false },
     redis: { timeoutMs: 250, breaker: { failureThreshold: 3, cooldownMs: 5_000 } },
     bandwidth: { overall: 0, perUpstream: {} },
+    cluster: {},
   };
 }

@@ -40,6 +40,12 @@ export interface RedisInput {
   breaker?: { failures?: number; cooldown?: string | number };
 }
 
+/** `cluster:` as a source states it. */
+export interface ClusterInput {
+  advertise?: string;
+  token?: string;
+}
+
 /** Settings as one source states them, before validation. Every field is optional. */
 export interface ConfigInput {
   /** `HOST:PORT`, `:PORT`, `[v6]:PORT`, or a bare port number (then the host is 0.0.0.0). */
@@ -77,6 +83,7 @@ export interface ConfigInput {
   maxBandwidth?: string | number;
   /** Bandwidth caps of single upstreams by namespace, e.g. `{docker.io: 20MB/s}`. */
   upstreamBandwidth?: Record<string, string | number>;
+  cluster?: ClusterInput;
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -147,6 +154,21 @@ function rateMap(v: unknown, key: string): Record<string, number> {
   return Object.fromEntries(Object.entries(m).map(([ns, r]) => [ns, rateValue(r, `${key}.${ns}`)]));
 }
 
+/** `cluster.advertise`: an http(s) base URL without a path, as the other mirrors reach this one. */
+function advertiseValue(v: unknown, key: string): string {
+  const raw = str(v, key).trim();
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(key, `invalid URL ${JSON.stringify(raw)}: expected http://HOST:PORT`);
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || (u.pathname !== '/' && u.pathname !== '') || u.search || u.username) {
+    throw new ConfigError(key, `expected http://HOST:PORT (no path, query or credentials), got ${JSON.stringify(raw)}`);
+  }
+  return `${u.protocol}//${u.host}`;
+}
+
 /** One setting: where it lives (dotted path), how its value is checked, where it goes. */
 interface Setting {
   path: string;
@@ -197,6 +219,8 @@ const SETTINGS: readonly Setting[] = [
   setting('trust.allowPrivateRedirects', bool, (c, v) => (c.trust.allowPrivateRedirects = v)),
   setting('maxBandwidth', rateValue, (c, v) => (c.bandwidth.overall = v)),
   setting('upstreamBandwidth', rateMap, (c, v) => (c.bandwidth.perUpstream = v)),
+  setting('cluster.advertise', advertiseValue, (c, v) => (c.cluster.advertise = v)),
+  setting('cluster.token', str, (c, v) => (c.cluster.token = v)),
 ];
 
 /** A client limit of 0 would switch the protection off (Node reads 0 as "no timeout"): refuse it. */
@@ -341,6 +365,8 @@ const ENV_VARS: ReadonlyArray<[string, string, 'string' | 'int' | 'bool']> = [
   ['REGMIRROR_TRANSFER_BUFFER_BUDGET', 'limits.transferBufferBudget', 'string'],
   ['REGMIRROR_SHUTDOWN_TIMEOUT', 'limits.shutdownTimeout', 'string'],
   ['REGMIRROR_MAX_BANDWIDTH', 'maxBandwidth', 'string'],
+  ['REGMIRROR_ADVERTISE', 'cluster.advertise', 'string'],
+  ['REGMIRROR_CLUSTER_TOKEN', 'cluster.token', 'string'],
 ];
 
 function setAt(target: Record<string, unknown>, path: string, value: unknown): void {
@@ -402,5 +428,7 @@ export function buildConfig(...layers: ConfigInput[]): MirrorConfig {
   for (const ns of Object.keys(c.bandwidth.perUpstream)) {
     if (!c.upstreams.some((x) => x.namespace === ns)) throw new ConfigError(`upstreamBandwidth.${ns}`, `a limit given for ${ns}, which is not a configured upstream (${c.upstreams.map((x) => x.namespace).join(', ')})`);
   }
+  if (c.cluster.advertise !== undefined && !c.redisUrl) throw new ConfigError('cluster.advertise', 'cluster mode coordinates through Redis: set redis.url (--redis) as well');
+  if (c.cluster.token !== undefined && c.cluster.advertise === undefined) throw new ConfigError('cluster.token', 'a cluster token without cluster.advertise (--advertise) does nothing');
   return c;
 }

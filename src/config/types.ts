@@ -151,6 +151,20 @@ export interface BandwidthConfig {
   perUpstream: Record<string, number>;
 }
 
+/** A fleet of mirrors sharing fills through Redis (issue 11). YAML `cluster: {advertise, token}`. */
+export interface ClusterConfig {
+  /**
+   * The URL at which the other mirrors reach this one (e.g. `http://10.0.0.5:5000`); setting it turns
+   * cluster mode on and needs `redis.url`. YAML `cluster.advertise`, env `REGMIRROR_ADVERTISE`, flag `--advertise`.
+   */
+  advertise?: string;
+  /**
+   * A shared secret that mirror-to-mirror requests carry as `Authorization: Bearer`; without it the peer
+   * endpoint is open to anyone who can reach it. YAML `cluster.token`, env `REGMIRROR_CLUSTER_TOKEN`.
+   */
+  token?: string;
+}
+
 /** A resolved mirror configuration. */
 export interface MirrorConfig {
   /** Listen address. */
@@ -199,4 +213,6 @@ export interface MirrorConfig {
   redis: RedisPolicy;
   /** Upstream bandwidth limits (YAML `maxBandwidth`, `upstreamBandwidth`). */
   bandwidth: BandwidthConfig;
+  /** Cluster mode (YAML `cluster`): on when `cluster.advertise` is set. */
+  cluster: ClusterConfig;
 }

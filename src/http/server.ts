@@ -30,6 +30,8 @@ export interface PipelineDeps {
   metrics: Metrics;
   log: Logger;
   readiness: ReadinessCheck;
+  /** Mirror-internal endpoints under `/_regmirror/` (cluster mode's peer endpoint), answered before the registry routes. */
+  internal?: (ctx: RequestContext, path: string) => Promise<void>;
   /** True once the mirror is draining: every answer closes its connection. */
   draining: () => boolean;
   /** `GET /` (the status page) and `GET /status.json`; absent: both are 404. */
@@ -126,6 +128,10 @@ export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res:
       }
       if ((path === '/' || path === '/status.json') && deps.status && (req.method === 'GET' || req.method === 'HEAD')) {
         await deps.status(ctx, path === '/' ? 'page' : 'json');
+        return;
+      }
+      if (deps.internal && path.startsWith('/_regmirror/')) {
+        await deps.internal(ctx, path);
         return;
       }
       await dispatch(deps, ctx, parseRoute(path));
