@@ -127,7 +127,7 @@ test('the cache CLI beside a running process that holds the index open and write
   const du = JSON.parse((await cache(['du', '--data-dir', dir, '--json'])).stdout) as { objects: number };
   assert.ok(du.objects > 1);
   await holder.waitFor(/^ops \d+$/, { fromLine: holder.lineCount, timeoutMs: 60_000 });
-  assert.equal(existsSync(f.path), true, 'the pinned file survives the holder'\''s evictions');
+  assert.equal(existsSync(f.path), true, 'the pinned file survives the evictions of the holder');
   await cache(['rm', '--data-dir', dir, '--force', f.digest.value]);
   assert.equal(existsSync(f.path), false);
   const bytes = await fd.readFile();
