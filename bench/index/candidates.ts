@@ -64,13 +64,51 @@ function entryOf(i: number): Entry {
   };
 }
 
+/*
+ * better-sqlite3 and classic-level are not dependencies of regmirror (they lost, see RESULTS.md);
+ * install them without saving to rerun this bench:
+ *   npm install --no-save better-sqlite3@12 classic-level@3
+ * The specifiers are variables so that tsc does not need them; the shapes below are what we use.
+ */
+interface SqliteStatement {
+  run(...args: unknown[]): unknown;
+  all(...args: unknown[]): unknown[];
+  get(...args: unknown[]): unknown;
+  pluck(): SqliteStatement;
+}
+interface SqliteDatabase {
+  pragma(source: string): unknown;
+  exec(source: string): void;
+  prepare(source: string): SqliteStatement;
+  transaction<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void;
+  close(): void;
+}
+type LevelOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+interface LevelDatabase {
+  open(): Promise<void>;
+  batch(ops: LevelOp[]): Promise<void>;
+  getMany(keys: string[]): Promise<Array<string | undefined>>;
+  keys(options: { gt: string; lt: string; limit: number }): { all(): Promise<string[]> };
+  get(key: string): Promise<string | undefined>;
+  close(): Promise<void>;
+}
+
+async function optional<T>(name: string): Promise<T> {
+  const specifier = name;
+  try {
+    return (await import(specifier)) as T;
+  } catch (err) {
+    throw new Error(`${name} is not installed (npm install --no-save ${name}): ${(err as Error).message}`);
+  }
+}
+
 /** Padded hex so that LevelDB's bytewise order is numeric order. */
 function timeKey(t: number): string {
   return t.toString(16).padStart(12, '0');
 }
 
 async function openSqlite(dir: string): Promise<Candidate> {
-  const { default: Database } = await import('better-sqlite3');
+  const { default: Database } = await optional<{ default: new (path: string) => SqliteDatabase }>('better-sqlite3');
   const db = new Database(join(dir, 'index.db'));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
@@ -129,28 +167,28 @@ async function openLmdb(dir: string): Promise<Candidate> {
 }
 
 async function openLevel(dir: string): Promise<Candidate> {
-  const { ClassicLevel } = await import('classic-level');
-  const db = new ClassicLevel<string, string>(join(dir, 'index.level'));
+  const { ClassicLevel } = await optional<{ ClassicLevel: new (path: string) => LevelDatabase }>('classic-level');
+  const db = new ClassicLevel(join(dir, 'index.level'));
   await db.open();
   return {
     insert: async (batch) => {
-      const ops = [];
+      const ops: LevelOp[] = [];
       for (const e of batch) {
-        ops.push({ type: 'put' as const, key: `o!${e.digest}`, value: JSON.stringify(e) });
-        ops.push({ type: 'put' as const, key: `a!${timeKey(e.lastAccess)}!${e.digest}`, value: '' });
+        ops.push({ type: 'put', key: `o!${e.digest}`, value: JSON.stringify(e) });
+        ops.push({ type: 'put', key: `a!${timeKey(e.lastAccess)}!${e.digest}`, value: '' });
       }
       await db.batch(ops);
     },
     touch: async (digests, at) => {
       const olds = await db.getMany(digests.map((d) => `o!${d}`));
-      const ops = [];
+      const ops: LevelOp[] = [];
       for (let i = 0; i < digests.length; i++) {
         const raw = olds[i];
         if (raw === undefined) continue;
         const e = JSON.parse(raw) as Entry;
-        ops.push({ type: 'del' as const, key: `a!${timeKey(e.lastAccess)}!${e.digest}` });
-        ops.push({ type: 'put' as const, key: `o!${e.digest}`, value: JSON.stringify({ ...e, lastAccess: at }) });
-        ops.push({ type: 'put' as const, key: `a!${timeKey(at)}!${e.digest}`, value: '' });
+        ops.push({ type: 'del', key: `a!${timeKey(e.lastAccess)}!${e.digest}` });
+        ops.push({ type: 'put', key: `o!${e.digest}`, value: JSON.stringify({ ...e, lastAccess: at }) });
+        ops.push({ type: 'put', key: `a!${timeKey(at)}!${e.digest}`, value: '' });
       }
       await db.batch(ops);
     },

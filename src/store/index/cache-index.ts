@@ -80,8 +80,8 @@ export interface CacheIndex {
 export interface MaintainableIndex extends CacheIndex {
   /** Inserts the entries that have no entry yet; resolves with how many were inserted. */
   insertMissing(entries: readonly IndexEntry[]): Promise<number>;
-  /** Drops the entry if it still has this entry's size and last access. */
-  removeIfUnchanged(entry: IndexEntry): Promise<boolean>;
+  /** Drops each entry that still has the given size and last access (one transaction); resolves how many. */
+  removeIfUnchanged(entries: readonly IndexEntry[]): Promise<number>;
   /** Entries of one kind whose digest starts with `digestPrefix` (e.g. `sha256:ab`), digest order. */
   entriesWithPrefix(kind: ObjectKind, digestPrefix: string): IndexEntry[];
   /** Every stored tag answer. */

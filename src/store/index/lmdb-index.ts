@@ -256,22 +256,27 @@ export class LmdbCacheIndex implements MaintainableIndex {
   }
 
   /**
-   * Drops an entry only if it is still the one that was read (same last access and size):
-   * reconciliation must not drop an entry a concurrent commit just rewrote.
+   * Drops entries only if they are still the ones that were read (same last access and size):
+   * reconciliation must not drop an entry a concurrent commit just rewrote. One transaction.
    */
-  async removeIfUnchanged(entry: IndexEntry): Promise<boolean> {
-    const key = objectKey(entry.kind, entry.digest);
+  async removeIfUnchanged(entries: readonly IndexEntry[]): Promise<number> {
+    if (entries.length === 0) return 0;
     return this.write(
       'write',
       () => {
-        const old = this.objects.get(key);
-        if (!old || old.a !== entry.lastAccess || old.s !== entry.size) return false;
-        void this.objects.remove(key);
-        void this.lru.remove([old.a, key]);
-        this.addTotals(entry.kind, -old.s, -1);
-        return true;
+        let removed = 0;
+        for (const e of entries) {
+          const key = objectKey(e.kind, e.digest);
+          const old = this.objects.get(key);
+          if (!old || old.a !== e.lastAccess || old.s !== e.size) continue;
+          void this.objects.remove(key);
+          void this.lru.remove([old.a, key]);
+          this.addTotals(e.kind, -old.s, -1);
+          removed++;
+        }
+        return removed;
       },
-      false,
+      0,
     );
   }
 

@@ -128,14 +128,14 @@ async function reconcileDir(o: ReconcileOptions, kind: ObjectKind, alg: string, 
     report.indexed += added;
     if (added === chunk.length) report.indexedBytes += chunk.reduce((n, e) => n + e.size, 0);
   }
+  const toDrop: IndexEntry[] = [];
   for (const e of missingFile) {
     // A fresh stat: the file may have been committed after the directory was listed.
-    if (await statOrUndefined(join(dir, e.digest.slice(alg.length + 1)))) continue;
-    if (await o.index.removeIfUnchanged(e)) {
-      report.dropped++;
-      report.droppedBytes += e.size;
-    }
+    if (!(await statOrUndefined(join(dir, e.digest.slice(alg.length + 1))))) toDrop.push(e);
   }
+  const dropped = await o.index.removeIfUnchanged(toDrop);
+  report.dropped += dropped;
+  if (dropped === toDrop.length) report.droppedBytes += toDrop.reduce((n, e) => n + e.size, 0);
 }
 
 async function removeTemps(tmp: string, olderThan: number): Promise<number> {
