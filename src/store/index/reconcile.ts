@@ -6,8 +6,9 @@
  *
  * Runs in the background while the mirror serves. It walks one fan-out directory at a time
  * (`blobs/sha256/ab`) beside the index range of the same prefix (`b/sha256:ab…`, contiguous in
- * key order), so it compares two short sorted lists per directory: no stat for the objects that
- * agree, memory bounded by one directory, the event loop given back between directories.
+ * key order), in sixteen slices by the next hex digit: two short lists compared per slice, no stat
+ * for the objects that agree, memory bounded by one directory, the event loop given back between
+ * slices.
  *
  * Safe beside live traffic: inserts never overwrite an entry (a concurrent commit wins), and an
  * entry is dropped only when its file is still missing on a fresh stat and the entry is unchanged
@@ -89,7 +90,6 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
             return report;
           }
           await reconcileDir(o, kind, alg, prefix, report);
-          await yieldLoop();
         }
       }
     }
@@ -101,15 +101,31 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
   return report;
 }
 
+const HEX1 = '0123456789abcdef'.split('');
+
 async function reconcileDir(o: ReconcileOptions, kind: ObjectKind, alg: string, prefix: string, report: ReconcileReport): Promise<void> {
   const dir = join(o.layout.root, kind === 'blob' ? 'blobs' : 'manifests', alg, prefix);
-  const names = new Set<string>();
+  // Grouped by the third hex digit: each step compares 1/16 of a directory with its index range,
+  // so one step of work between two event-loop turns stays small even at millions of entries.
+  const groups = new Map<string, Set<string>>();
   for (const name of await listDir(dir)) {
     // Only names that are digests of this directory; anything else is not ours to index.
-    if (name.startsWith(prefix) && parseDigest(`${alg}:${name}`)) names.add(name);
+    if (!name.startsWith(prefix) || !parseDigest(`${alg}:${name}`)) continue;
+    const c = name.charAt(2);
+    let g = groups.get(c);
+    if (!g) groups.set(c, (g = new Set()));
+    g.add(name);
+    report.files++;
   }
-  report.files += names.size;
-  const entries = o.index.entriesWithPrefix(kind, `${alg}:${prefix}`);
+  for (const c of HEX1) {
+    await reconcileRange(o, kind, alg, dir, prefix + c, groups.get(c) ?? new Set(), report);
+    await yieldLoop();
+  }
+}
+
+/** Compares the files whose names start with `hexPrefix` (`names`, consumed) with the index range of that prefix. */
+async function reconcileRange(o: ReconcileOptions, kind: ObjectKind, alg: string, dir: string, hexPrefix: string, names: Set<string>, report: ReconcileReport): Promise<void> {
+  const entries = o.index.entriesWithPrefix(kind, `${alg}:${hexPrefix}`);
   const missingFile: IndexEntry[] = [];
   for (const e of entries) {
     const hex = e.digest.slice(alg.length + 1);
