@@ -87,6 +87,8 @@ export class Metrics {
   /** Cluster mode (`regmirror_cluster_*`). */
   readonly cluster: ClusterMetrics;
 
+  private readonly collectHooks: Array<() => Promise<void> | void> = [];
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     const p = 'regmirror_';
@@ -117,7 +119,17 @@ export class Metrics {
     this.rangeParts = new Counter({ name: `${p}range_parts_total`, help: 'Parts served in range answers', labelNames: ['source'], registers });
     this.rangeUpstreamBytes = new Counter({ name: `${p}range_upstream_bytes_total`, help: 'Bytes read from upstreams to answer range requests', registers });
     this.backgroundFills = new Counter({ name: `${p}background_fills_total`, help: 'Whole-blob fills started by the mirror itself, by reason (range-misses: a blob read in pieces again and again)', labelNames: ['reason'], registers });
-    this.cacheSize = new Gauge({ name: `${p}cache_size_bytes`, help: 'Bytes held in the disk cache, by kind (blob, manifest)', labelNames: ['kind'], registers });
+    const hooks = this.collectHooks;
+    this.cacheSize = new Gauge({
+      name: `${p}cache_size_bytes`,
+      help: 'Bytes held in the disk cache, by kind (blob, manifest)',
+      labelNames: ['kind'],
+      registers,
+      // Cache gauges are read from their sources at scrape time (see onCollect), not kept up per request.
+      async collect() {
+        for (const h of hooks) await h();
+      },
+    });
     this.cacheObjects = new Gauge({ name: `${p}cache_objects`, help: 'Objects held in the disk cache, by kind (blob, manifest)', labelNames: ['kind'], registers });
     this.cacheMaxSize = new Gauge({ name: `${p}cache_max_size_bytes`, help: 'The configured cap of the disk cache (0: no cap)', registers });
     this.filesystemFree = new Gauge({ name: `${p}filesystem_free_bytes`, help: 'Bytes free on the filesystem of the data directory', registers });
@@ -138,6 +150,11 @@ export class Metrics {
     for (const source of ['cache', 'fill', 'upstream']) this.bytesServed.inc({ source }, 0);
     this.cluster = new ClusterMetrics(this.registry);
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Runs `fn` before every scrape (cache size, free space …), ahead of the gauges it sets. */
+  onCollect(fn: () => Promise<void> | void): void {
+    this.collectHooks.push(fn);
   }
 
   /** Records an upstream answer's rate-limit headers (Docker Hub sends them; others do not). */

@@ -13,6 +13,7 @@ import { requestPipeline } from './http/server.js';
 import { MirrorResponse } from './http/response.js';
 import { wire, type MirrorParts } from './wire.js';
 import { DataDirLock } from './store/lock.js';
+import { reconcile } from './store/index/reconcile.js';
 
 /** Options beyond the configuration, for embedding and tests. */
 export interface MirrorOptions {
@@ -114,7 +115,31 @@ export class Mirror {
       // containerd asks for docker.io images with ?ns=docker.io: without that namespace they get 404 and containerd quietly pulls from Docker Hub.
       this.log.warn({ namespaces: this.parts.namespaces.names() }, 'no upstream is named docker.io: containerd pulls of docker.io images (?ns=docker.io) get 404 and fall back to Docker Hub; name a Docker Hub stand-in with --upstream docker.io=URL');
     }
+    this.startBackground();
     return { host: a.address, port: a.port, url: `http://${h}:${a.port}` };
+  }
+
+  private readonly background = new AbortController();
+
+  /** After listening: index and files are reconciled in the background (no wait at start, however large), then the cap is checked. */
+  private startBackground(): void {
+    const { cache } = this.parts;
+    const index = cache.maintainable;
+    if (!index) return;
+    void reconcile({ index, layout: this.parts.layout, signal: this.background.signal, log: this.log })
+      .then((report) => {
+        this.log.info({ report }, 'cache index reconciled with the files');
+        return cache.evictor.check();
+      })
+      .catch((err: unknown) => {
+        if (!this.background.signal.aborted) this.log.warn({ err: (err as Error).message }, 'cache reconciliation failed');
+      });
+  }
+
+  /** Stops background work and closes the index (after the last commit). */
+  private async closeCache(): Promise<void> {
+    this.background.abort();
+    await this.parts.cache.index.close();
   }
 
   /**
@@ -168,6 +193,7 @@ export class Mirror {
       });
       await this.parts.cluster?.stop();
       await this.parts.tagStore.close();
+      await this.closeCache();
       await this.parts.dispatcher.close().catch(() => undefined);
       await this.lock?.release();
     })();

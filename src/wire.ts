@@ -9,7 +9,7 @@ import { Metrics } from './metrics.js';
 import { Layout } from './store/layout.js';
 import { BlobStore } from './store/blobs.js';
 import { ManifestStore } from './store/manifests.js';
-import { MemoryTagStore, type TagStore } from './tags/store.js';
+import type { TagStore } from './tags/store.js';
 import { RedisTagStore } from './tags/redis-store.js';
 import { TagService } from './tags/service.js';
 import { ManifestService } from './manifests/service.js';
@@ -26,6 +26,8 @@ import type { PipelineDeps } from './http/server.js';
 import { BufferBudget } from './body/buffer-budget.js';
 import { ReadinessCheck } from './http/readiness.js';
 import { checkSpace } from './store/space.js';
+import { openDiskCache, type DiskCache } from './store/cache.js';
+import { IndexTagStore } from './tags/index-store.js';
 import { Sender } from './body/sender.js';
 import { UpstreamHealth } from './status/upstream-health.js';
 import { RecentErrors } from './status/recent-errors.js';
@@ -54,6 +56,8 @@ export interface MirrorParts {
   pipeline: PipelineDeps;
   /** The keep-alive dispatcher shared by every upstream. */
   dispatcher: Agent;
+  /** The durable index and the evictor. */
+  cache: DiskCache;
   /** The global budget of transfer buffers. */
   budget: BufferBudget;
   /** What the status page shows. */
@@ -70,9 +74,15 @@ export function wire(
 ): MirrorParts {
   const metrics = new Metrics({ defaultMetrics: opts.processMetrics });
   const layout = new Layout(config.dataDir);
-  const blobStore = new BlobStore(layout, config.blobMemoryBytes, config.blobMemoryItemBytes);
-  const manifestStore = new ManifestStore(layout, config.manifestMemoryBytes);
-  const tagStore: TagStore = config.redisUrl ? new RedisTagStore(config.redisUrl, log) : new MemoryTagStore();
+  // The evictor asks what is in use; those parts exist only below, hence the late-bound hooks.
+  const cache = openDiskCache(layout, config.cache, metrics, log, () => ({
+    isInUse: (kind, digest) => kind === 'blob' && (blobStore.inUse(digest) || fills.has(digest)),
+    evicted: (kind, digest) => (kind === 'blob' ? blobStore.forget(digest) : manifestStore.forget(digest)),
+  }));
+  const blobStore = new BlobStore(layout, config.blobMemoryBytes, config.blobMemoryItemBytes, cache.index);
+  const manifestStore = new ManifestStore(layout, config.manifestMemoryBytes, cache.index);
+  // Tag answers survive restarts in the index; with Redis they are shared through it as well.
+  const tagStore: TagStore = config.redisUrl ? new RedisTagStore(config.redisUrl, log) : new IndexTagStore(cache.index);
   const dispatcher = createDispatcher(config.upstreamTimeouts);
   const health = new UpstreamHealth();
   const recentErrors = new RecentErrors();
@@ -81,7 +91,15 @@ export function wire(
     config.defaultNamespace,
   );
   const slots = new Slots(config.fill.maxConcurrent, config.fill.queueTimeoutMs, (n) => metrics.fillQueueWaiting.set(n));
-  const fills = new Fills({ store: blobStore, metrics, log, acquireSlot: () => slots.acquire(), abortWhenOrphaned: config.fill.abortWhenOrphaned });
+  const fills = new Fills({
+    store: blobStore,
+    metrics,
+    log,
+    acquireSlot: () => slots.acquire(),
+    abortWhenOrphaned: config.fill.abortWhenOrphaned,
+    reserve: (bytes) => cache.evictor.reserve(bytes),
+    afterCommit: () => void cache.evictor.check(),
+  });
   const manifests = new ManifestService({ store: manifestStore, metrics, log, maxBytes: config.maxManifestBytes });
   const cluster = config.cluster.advertise && config.redisUrl
     ? new Cluster({ redisUrl: config.redisUrl, advertise: config.cluster.advertise, token: config.cluster.token, redisTimeoutMs: config.redis.timeoutMs, bodyIdleMs: config.upstreamTimeouts.bodyIdleMs, metrics: metrics.cluster, log })
@@ -124,5 +142,5 @@ export function wire(
       minFreeBytes: MIN_FREE_BYTES,
     }),
   };
-  return { config, log, metrics, layout, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher, budget, status, ...(cluster ? { cluster } : {}) };
+  return { config, log, metrics, layout, cache, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher, budget, status, ...(cluster ? { cluster } : {}) };
 }

@@ -80,7 +80,7 @@ export interface FillOriginChooser {
 }
 
 /** A blob request answered only from what this mirror holds (the peer endpoint): never the upstream. */
-export type LocalBlobRequest = Pick<BlobRequest, 'digest' | 'range' | 'ifRange'>;
+export type LocalBlobRequest = Pick<BlobRequest, 'digest' | 'range' | 'ifRange'> & { upstream?: Upstream };
 
 /** What the blob service needs. */
 export interface BlobServiceDeps {
@@ -163,8 +163,9 @@ export class BlobService {
           }
         } finally {
           await blob.handle.close().catch(() => undefined);
+          blob.done();
         }
-      } else return this.cached(req, new FileSource(blob.handle, blob.size));
+      } else return this.cached(req, new FileSource(blob.handle, blob.size, blob.done));
     }
     return undefined;
   }
@@ -194,6 +195,7 @@ export class BlobService {
 
   private cached(req: LocalBlobRequest, source: BodySource): BlobAnswer {
     this.deps.metrics.hits.inc({ kind: 'blob' });
+    this.deps.store.touched(req.digest, req.upstream?.namespace);
     try {
       return { source, selection: this.select(req, source.size!), origin: 'cache', cache: 'hit' };
     } catch (err) {

@@ -6,7 +6,8 @@ export class FileSource implements BodySource {
   readonly trust = 'verified' as const;
   private closed = false;
 
-  constructor(private readonly handle: FileHandle, readonly size: number) {}
+  /** @param onRelease called once the handle is closed (the blob is no longer being read) */
+  constructor(private readonly handle: FileHandle, readonly size: number, private readonly onRelease?: () => void) {}
 
   async available(position: number): Promise<number> {
     return Math.max(0, this.size - position);
@@ -19,6 +20,6 @@ export class FileSource implements BodySource {
   release(): void {
     if (this.closed) return;
     this.closed = true;
-    void this.handle.close().catch(() => undefined);
+    void this.handle.close().catch(() => undefined).finally(() => this.onRelease?.());
   }
 }

@@ -20,6 +20,8 @@ Options (flags override REGMIRROR_* environment variables, which override the co
   --data-dir DIR         cache directory [./data]               (REGMIRROR_DATA_DIR)
   --tag-ttl DURATION     how long a tag answer is trusted before revalidation [60s]
                                                                 (REGMIRROR_TAG_TTL)
+  --max-size SIZE|N%     cap of the disk cache, bytes or share of its filesystem [80%]
+                                                                (REGMIRROR_MAX_SIZE)
   --redis URL            keep tag metadata in Redis (redis://host:port) instead of memory
                                                                 (REGMIRROR_REDIS_URL)
   --advertise URL        cluster mode (needs --redis): the URL other mirrors reach this one at
@@ -47,6 +49,7 @@ export function parseCommand(argv: string[]): Command {
       upstream: { type: 'string', multiple: true },
       'data-dir': { type: 'string' },
       'tag-ttl': { type: 'string' },
+      'max-size': { type: 'string' },
       redis: { type: 'string' },
       advertise: { type: 'string' },
       'log-level': { type: 'string' },
@@ -65,6 +68,7 @@ export function parseCommand(argv: string[]): Command {
   if (values.upstream !== undefined) input.upstreams = values.upstream;
   if (values['data-dir'] !== undefined) input.dataDir = values['data-dir'];
   if (values['tag-ttl'] !== undefined) input.tagTtl = values['tag-ttl'];
+  if (values['max-size'] !== undefined) input.maxSize = values['max-size'];
   if (values.redis !== undefined) input.redis = values.redis;
   if (values.advertise !== undefined) input.cluster = { advertise: values.advertise };
   if (values['log-level'] !== undefined) input.logLevel = values['log-level'];

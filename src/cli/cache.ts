@@ -20,8 +20,8 @@ import { parseDigest, type Digest } from '../oci/digest.js';
 import { Layout } from '../store/layout.js';
 import { Evictor } from '../store/index/evictor.js';
 import { openLmdbIndex, type LmdbCacheIndex } from '../store/index/lmdb-index.js';
-import { DEFAULT_MAX_SIZE, filesystemSpace, formatBytes, parseMaxSize, resolveCap, type MaxSize } from '../store/index/max-size.js';
-import { parseImageReference } from '../store/index/pins.js';
+import { DEFAULT_MAX_SIZE, filesystemSpace, formatBytes, parseMaxSize, resolveCap, type MaxSize } from '../config/max-size.js';
+import { parseImageReference } from '../config/pins.js';
 import { OBJECT_KINDS, type IndexEntry, type ObjectKind } from '../store/index/types.js';
 
 export const CACHE_USAGE = `Usage: regmirror cache COMMAND [options]

@@ -1,4 +1,5 @@
 import type { MirrorConfig } from './types.js';
+import { DEFAULT_MAX_SIZE } from './max-size.js';
 
 /** Docker Hub's registry API endpoint. */
 export const DOCKER_HUB_URL = 'https://registry-1.docker.io';
@@ -34,5 +35,6 @@ export function defaultConfig(): MirrorConfig {
     redis: { timeoutMs: 250, breaker: { failureThreshold: 3, cooldownMs: 5_000 } },
     bandwidth: { overall: 0, perUpstream: {} },
     cluster: {},
+    cache: { maxSize: DEFAULT_MAX_SIZE, evictHigh: 0.9, evictLow: 0.8, pins: [] },
   };
 }

@@ -7,6 +7,8 @@
  * {@link ConfigError} naming the key. Nested sections (`limits`, `trust`, `redis`) merge key by key across
  * sources, so an environment variable can override one limit of a file's `limits:` block.
  */
+import { parseMaxSize, type MaxSize } from './max-size.js';
+import { parsePins, type PinSpec } from './pins.js';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { defaultConfig } from './defaults.js';
@@ -77,6 +79,12 @@ export interface ConfigInput {
   maxRangeAmplification?: number;
   negativeTtl?: string | number;
   isolateNamespaces?: boolean;
+  /** The cache's cap: bytes (`50GiB`) or a share of the data dir's filesystem (`80%`). */
+  maxSize?: string | number;
+  evictHigh?: number;
+  evictLow?: number;
+  /** Images never evicted and fetched at start: references, or `{ref, platforms}`. */
+  pin?: unknown;
   limits?: LimitsInput;
   trust?: TrustInput;
   /** Overall upstream bandwidth cap, e.g. `50MB/s` (default unlimited). */
@@ -154,6 +162,31 @@ function rateMap(v: unknown, key: string): Record<string, number> {
   return Object.fromEntries(Object.entries(m).map(([ns, r]) => [ns, rateValue(r, `${key}.${ns}`)]));
 }
 
+/** `maxSize`: bytes or `N%` of the data dir's filesystem. */
+function maxSizeValue(v: unknown, key: string): MaxSize {
+  if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(key, `expected a size such as 50GiB or a share such as 80%, got ${describe(v)}`);
+  try {
+    return parseMaxSize(v);
+  } catch (err) {
+    throw new ConfigError(key, (err as Error).message);
+  }
+}
+
+/** A fraction in (0, 1]. */
+function fraction(v: unknown, key: string): number {
+  if (typeof v !== 'number' || !(v > 0 && v <= 1)) throw new ConfigError(key, `expected a number between 0 and 1, got ${describe(v)}`);
+  return v;
+}
+
+/** `pin:` image references (checked here; resolved to digests at start). */
+function pinValue(v: unknown, key: string): PinSpec[] {
+  try {
+    return parsePins(v);
+  } catch (err) {
+    throw new ConfigError(key, (err as Error).message);
+  }
+}
+
 /** `cluster.advertise`: an http(s) base URL without a path, as the other mirrors reach this one. */
 function advertiseValue(v: unknown, key: string): string {
   const raw = str(v, key).trim();
@@ -209,6 +242,10 @@ const SETTINGS: readonly Setting[] = [
   setting('maxRangeAmplification', (v, k) => num(v, k, 1), (c, v) => (c.range.maxAmplification = v)),
   setting('negativeTtl', duration, (c, v) => (c.negativeTtlMs = v)),
   setting('isolateNamespaces', bool, (c, v) => (c.isolateNamespaces = v)),
+  setting('maxSize', maxSizeValue, (c, v) => (c.cache.maxSize = v)),
+  setting('evictHigh', (v, k) => fraction(v, k), (c, v) => (c.cache.evictHigh = v)),
+  setting('evictLow', (v, k) => fraction(v, k), (c, v) => (c.cache.evictLow = v)),
+  setting('pin', pinValue, (c, v) => (c.cache.pins = v)),
   setting('limits.headersTimeout', positiveDuration, (c, v) => (c.limits.headersTimeoutMs = v)),
   setting('limits.keepAliveTimeout', positiveDuration, (c, v) => (c.limits.keepAliveTimeoutMs = v)),
   setting('limits.writeIdleTimeout', positiveDuration, (c, v) => (c.limits.writeIdleTimeoutMs = v)),
@@ -357,6 +394,7 @@ const ENV_VARS: ReadonlyArray<[string, string, 'string' | 'int' | 'bool']> = [
   ['REGMIRROR_REDIS_URL', 'redis.url', 'string'],
   ['REGMIRROR_REDIS_TIMEOUT', 'redis.timeout', 'string'],
   ['REGMIRROR_NEGATIVE_TTL', 'negativeTtl', 'string'],
+  ['REGMIRROR_MAX_SIZE', 'maxSize', 'string'],
   ['REGMIRROR_ISOLATE_NAMESPACES', 'isolateNamespaces', 'bool'],
   ['REGMIRROR_CLIENT_HEADERS_TIMEOUT', 'limits.headersTimeout', 'string'],
   ['REGMIRROR_KEEPALIVE_TIMEOUT', 'limits.keepAliveTimeout', 'string'],

@@ -1,3 +1,6 @@
+import type { MaxSize } from './max-size.js';
+import type { PinSpec } from './pins.js';
+
 /** The resolved configuration of a mirror. Every field has an embedded default (see defaults.ts). */
 
 /** Credentials the mirror uses towards one upstream. Never logged. */
@@ -165,6 +168,24 @@ export interface ClusterConfig {
   token?: string;
 }
 
+/** The disk cache's size policy (issue 10). */
+export interface CacheConfig {
+  /**
+   * The cap: bytes, or a share of the filesystem that holds the data dir (default `80%`). YAML `maxSize`,
+   * env `REGMIRROR_MAX_SIZE`, flag `--max-size`.
+   */
+  maxSize: MaxSize;
+  /**
+   * Eviction starts when the cache (committed bytes plus space reserved by fills) passes this fraction of
+   * the cap (default 0.90: headroom for fills of unknown size and the index itself). YAML `evictHigh`.
+   */
+  evictHigh: number;
+  /** …and stops at this fraction (default 0.80: evictions come in batches, not one per commit). YAML `evictLow`. */
+  evictLow: number;
+  /** Images whose manifests and blobs are never evicted and are fetched at start when missing. YAML `pin`. */
+  pins: PinSpec[];
+}
+
 /** A resolved mirror configuration. */
 export interface MirrorConfig {
   /** Listen address. */
@@ -213,6 +234,8 @@ export interface MirrorConfig {
   redis: RedisPolicy;
   /** Upstream bandwidth limits (YAML `maxBandwidth`, `upstreamBandwidth`). */
   bandwidth: BandwidthConfig;
+  /** Cache size policy and pins. */
+  cache: CacheConfig;
   /** Cluster mode (YAML `cluster`): on when `cluster.advertise` is set. */
   cluster: ClusterConfig;
 }

@@ -54,6 +54,10 @@ export interface FillDeps {
   /** Takes a fill slot (bounded concurrency); returns its release. */
   acquireSlot: () => Promise<() => void>;
   abortWhenOrphaned: boolean;
+  /** Holds room for a fill of that many bytes within the cache cap; undefined when there is none. */
+  reserve?: (bytes: number) => Promise<{ release(): void } | undefined>;
+  /** Told after a fill ends (the evictor checks the watermarks). */
+  afterCommit?: () => void;
 }
 
 export type FillState = 'pending' | 'running' | 'done' | 'failed';
@@ -111,15 +115,22 @@ export class BlobFill extends EventEmitter {
     const { metrics, log, store } = this.deps;
     let release: (() => void) | undefined;
     let body: FillBody | undefined;
+    let reservation: { release(): void } | undefined;
     metrics.fillsStarted.inc();
     try {
       release = await this.deps.acquireSlot();
       metrics.fillsInFlight.inc();
       body = await this.origin(this.abort.signal);
-      try {
-        this.handle = await open(this.tempPath, 'wx+');
-      } catch (err) {
-        this.goUncached(new DiskError('cannot create a temp file for the fill', err));
+      // Room for the announced size within the cap, evicting first; none to be had: streamed uncached.
+      reservation = body.size !== undefined && this.deps.reserve ? await this.deps.reserve(body.size) : undefined;
+      if (body.size !== undefined && this.deps.reserve && !reservation) {
+        this.goUncached(new DiskError('no room within the cache cap for the fill', Object.assign(new Error('cache cap reached'), { code: 'ECAP' })));
+      } else {
+        try {
+          this.handle = await open(this.tempPath, 'wx+');
+        } catch (err) {
+          this.goUncached(new DiskError('cannot create a temp file for the fill', err));
+        }
       }
       this.size = body.size;
       this.state = 'running';
@@ -153,7 +164,7 @@ export class BlobFill extends EventEmitter {
       if (this.diskEnd === undefined) {
         try {
           await this.handle!.datasync();
-          await store.commit(this.tempPath, this.digest);
+          await store.commit(this.tempPath, this.digest, this.written, this.namespace);
           committed = true;
         } catch (err) {
           // Every byte is in the (unlinked-later) temp file: the readers still get them, nothing is cached.
@@ -189,10 +200,12 @@ export class BlobFill extends EventEmitter {
       this.emit('progress');
       throw e;
     } finally {
+      reservation?.release();
       if (release) {
         release();
         metrics.fillsInFlight.dec();
       }
+      if (this.state === 'done') this.deps.afterCommit?.();
       await this.maybeClose();
     }
   }

@@ -29,6 +29,11 @@ export class Fills {
 
   constructor(private readonly deps: FillDeps) {}
 
+  /** True while a fill of `digest` (`alg:hex`) runs. */
+  has(digest: string): boolean {
+    return this.inflight.has(digest);
+  }
+
   /** The fill of `digest` in flight, if any. */
   get(digest: Digest): BlobFill | undefined {
     const f = this.inflight.get(digest.value);

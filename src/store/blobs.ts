@@ -8,11 +8,15 @@ import type { Digest } from '../oci/digest.js';
 import { LRUCache } from 'lru-cache';
 import type { Layout } from './layout.js';
 import { DiskError } from '../oci/errors.js';
+import type { CacheIndex } from './index/cache-index.js';
+import { NoopCacheIndex } from './index/noop-index.js';
 
 /** An open committed blob: a file handle and its size. The caller closes it. */
 export interface OpenBlob {
   handle: FileHandle;
   size: number;
+  /** Call once the handle is closed: the blob may be evicted again. */
+  done: () => void;
 }
 
 function isNotFound(err: unknown): boolean {
@@ -27,7 +31,13 @@ export class BlobStore {
    * @param memoryBytes bytes of small blobs held in memory (0: none)
    * @param memoryItemMax largest blob held in memory
    */
-  constructor(readonly layout: Layout, memoryBytes = 0, readonly memoryItemMax = 0) {
+  /** Open handles on committed files by digest: what is being read is never evicted. */
+  private readonly reading = new Map<string, number>();
+
+  /**
+   * @param index the durable index, told of every commit (default: none)
+   */
+  constructor(readonly layout: Layout, memoryBytes = 0, readonly memoryItemMax = 0, private readonly index: CacheIndex = new NoopCacheIndex()) {
     this.memory = memoryBytes > 0 && memoryItemMax > 0 ? new LRUCache<string, Buffer>({ maxSize: memoryBytes, sizeCalculation: (b) => b.length + 64 }) : undefined;
     if (!this.memory) this.memoryItemMax = -1;
   }
@@ -35,6 +45,29 @@ export class BlobStore {
   /** A small blob held in memory, if it is. */
   fromMemory(d: Digest): Buffer | undefined {
     return this.memory?.get(d.value);
+  }
+
+  /** True while a committed file of `digest` is open for reading. */
+  inUse(digest: string): boolean {
+    return this.reading.has(digest);
+  }
+
+  /** Marks a committed file as being read until the returned function is called. */
+  private hold(digest: string): () => void {
+    this.reading.set(digest, (this.reading.get(digest) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const n = (this.reading.get(digest) ?? 1) - 1;
+      if (n <= 0) this.reading.delete(digest);
+      else this.reading.set(digest, n);
+    };
+  }
+
+  /** Forgets an evicted blob's copy in memory. */
+  forget(digest: string): void {
+    this.memory?.delete(digest);
   }
 
   /** Keeps a small verified blob (read from its committed file) in memory. */
@@ -70,18 +103,25 @@ export class BlobStore {
       throw new DiskError('cannot open a cached blob', err);
     }
     try {
-      return { handle, size: (await handle.stat()).size };
+      return { handle, size: (await handle.stat()).size, done: this.hold(d.value) };
     } catch (err) {
       await handle.close();
       throw new DiskError('cannot stat a cached blob', err);
     }
   }
 
-  /** Moves a verified temp file into place (atomic rename). */
-  async commit(tempPath: string, d: Digest): Promise<void> {
+  /** Moves a verified temp file of `size` bytes into place (atomic rename), then records it in the index. */
+  async commit(tempPath: string, d: Digest, size: number, namespace?: string): Promise<void> {
     const target = this.layout.blob(d);
     await mkdir(dirname(target), { recursive: true });
     await rename(tempPath, target);
+    // After the rename, never before: an entry must not exist without its file.
+    await this.index.recordCommit('blob', d, size, namespace);
+  }
+
+  /** Records a read of a committed blob (batched by the index, off the hot path). */
+  touched(d: Digest, namespace?: string): void {
+    this.index.touch('blob', d, namespace);
   }
 
   /** Removes a temp file; never throws. */

@@ -9,6 +9,8 @@ import { LRUCache } from 'lru-cache';
 import type { Digest } from '../oci/digest.js';
 import type { Layout } from './layout.js';
 import { DiskError } from '../oci/errors.js';
+import type { CacheIndex } from './index/cache-index.js';
+import { NoopCacheIndex } from './index/noop-index.js';
 
 /** A manifest as the mirror serves it. */
 export interface StoredManifest {
@@ -21,7 +23,8 @@ export interface StoredManifest {
 export class ManifestStore {
   private readonly memory: LRUCache<string, StoredManifest>;
 
-  constructor(readonly layout: Layout, memoryBytes: number) {
+  /** @param index the durable index, told of every commit and hit (default: none) */
+  constructor(readonly layout: Layout, memoryBytes: number, private readonly index: CacheIndex = new NoopCacheIndex()) {
     this.memory = new LRUCache<string, StoredManifest>({
       maxSize: Math.max(1, memoryBytes),
       sizeCalculation: (m) => m.bytes.length + m.mediaType.length + 64,
@@ -30,12 +33,14 @@ export class ManifestStore {
 
   /** A manifest held in memory (no disk access). */
   peek(d: Digest): StoredManifest | undefined {
-    return this.memory.get(d.value);
+    const m = this.memory.get(d.value);
+    if (m) this.index.touch('manifest', d);
+    return m;
   }
 
   /** A cached manifest, from memory or disk; undefined when not cached. */
   async get(d: Digest): Promise<StoredManifest | undefined> {
-    const hit = this.memory.get(d.value);
+    const hit = this.peek(d);
     if (hit) return hit;
     let raw: Buffer;
     try {
@@ -48,7 +53,13 @@ export class ManifestStore {
     if (nl < 0) return undefined;
     const m: StoredManifest = { digest: d.value, mediaType: raw.subarray(0, nl).toString('utf8'), bytes: raw.subarray(nl + 1) };
     this.memory.set(d.value, m);
+    this.index.touch('manifest', d);
     return m;
+  }
+
+  /** Forgets an evicted manifest's copy in memory. */
+  forget(digest: string): void {
+    this.memory.delete(digest);
   }
 
   /** Keeps a verified manifest in memory only (when the disk would not take it). */
@@ -65,8 +76,10 @@ export class ManifestStore {
     const temp = `${this.layout.tmp}/m-${d.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`;
     try {
       await mkdir(dirname(target), { recursive: true });
-      await writeFile(temp, Buffer.concat([Buffer.from(`${mediaType.replace(/[\r\n]/g, '')}\n`), bytes]), { flush: true });
+      const file = Buffer.concat([Buffer.from(`${mediaType.replace(/[\r\n]/g, '')}\n`), bytes]);
+      await writeFile(temp, file, { flush: true });
       await rename(temp, target);
+      await this.index.recordCommit('manifest', d, file.length);
     } catch (err) {
       await rm(temp, { force: true }).catch(() => undefined);
       throw new DiskError('cannot write a manifest to the cache', err);

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
-import { parseMaxSize, resolveCap, filesystemSpace, formatBytes } from '../../src/store/index/max-size.js';
-import { parseImageReference, parsePins, parsePlatform, pinKeepsPlatform, PinConfigError } from '../../src/store/index/pins.js';
+import { parseMaxSize, resolveCap, filesystemSpace, formatBytes } from '../../src/config/max-size.js';
+import { parseImageReference, parsePins, parsePlatform, pinKeepsPlatform, PinConfigError } from '../../src/config/pins.js';
 
 const HEX = 'a'.repeat(64);
 

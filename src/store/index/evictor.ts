@@ -20,7 +20,7 @@ import { unlink } from 'node:fs/promises';
 import { parseDigest } from '../../oci/digest.js';
 import type { Layout } from '../layout.js';
 import type { CacheIndex } from './cache-index.js';
-import { filesystemSpace } from './max-size.js';
+import { filesystemSpace } from '../../config/max-size.js';
 import type { IndexEntry, IndexLogger, LruCursor, ObjectKind } from './types.js';
 
 /** Why something was evicted (a metric label). */

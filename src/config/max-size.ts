@@ -4,7 +4,7 @@
  * it is asked (a volume can be grown under a running mirror).
  */
 import { statfs } from 'node:fs/promises';
-import { parseSize } from '../../config/size.js';
+import { parseSize } from './size.js';
 
 /** A parsed `maxSize`. */
 export type MaxSize = { kind: 'bytes'; bytes: number } | { kind: 'percent'; percent: number };

@@ -10,8 +10,8 @@
  * A reference without a registry host (`alpine:3.20`) leaves `namespace` unset: the default
  * upstream's. Without a tag or digest the tag is `latest`, as every client does.
  */
-import { isValidName, isValidTag } from '../../oci/names.js';
-import { parseDigest, type Digest } from '../../oci/digest.js';
+import { isValidName, isValidTag } from '../oci/names.js';
+import { parseDigest, type Digest } from '../oci/digest.js';
 
 /** A platform to keep: `os/architecture[/variant]`. */
 export interface Platform {
