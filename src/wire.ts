@@ -20,7 +20,10 @@ import { createDispatcher, Upstream } from './upstream/client.js';
 import { Namespaces } from './upstream/namespaces.js';
 import { blobHandler } from './http/handlers/blob.js';
 import { manifestHandler } from './http/handlers/manifest.js';
-import { passthroughHandlers } from './http/handlers/passthrough.js';
+import { tagsListHandler } from './http/handlers/tags-list.js';
+import { referrersHandler } from './http/handlers/referrers.js';
+import { TagListService } from './tags/list.js';
+import { ReferrersService } from './tags/referrers.js';
 import type { PipelineDeps } from './http/server.js';
 
 /** Everything a running mirror is made of. */
@@ -56,16 +59,16 @@ export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: 
   );
   const slots = new Slots(config.fill.maxConcurrent, config.fill.queueTimeoutMs, (n) => metrics.fillQueueWaiting.set(n));
   const fills = new Fills({ store: blobStore, metrics, log, acquireSlot: () => slots.acquire(), abortWhenOrphaned: config.fill.abortWhenOrphaned });
-  const manifests = new ManifestService({ store: manifestStore, metrics, log, maxBytes: config.maxManifestBytes });
-  const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs });
+  const manifests = new ManifestService({ store: manifestStore, metrics, log, maxBytes: config.maxManifestBytes, negativeTtlMs: config.negativeTtlMs });
+  const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs, negativeTtlMs: config.negativeTtlMs });
   const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range });
-  const passthrough = passthroughHandlers({ metrics });
+  const referrers = new ReferrersService({ tags, metrics, log, ttlMs: config.tagTtlMs, maxBytes: config.maxManifestBytes });
   const pipeline: PipelineDeps = {
     routes: {
       manifest: manifestHandler({ manifests, tags, metrics }),
       blob: blobHandler({ blobs, metrics }),
-      tagsList: passthrough.tagsList,
-      referrers: passthrough.referrers,
+      tagsList: tagsListHandler({ tagLists: new TagListService({ metrics }), metrics }),
+      referrers: referrersHandler({ referrers, metrics }),
     },
     namespaces,
     metrics,
