@@ -1,25 +1,60 @@
 /**
  * Prometheus metrics. One {@link Metrics} per mirror, on its own prom-client Registry, so that
  * several mirrors in one process (tests, embedding) never share counters.
+ *
+ * Names follow the Prometheus conventions: `regmirror_` prefix, base unit last (`_bytes`,
+ * `_seconds`), `_total` on counters. Process metrics keep their standard `process_*` / `nodejs_*`
+ * names so stock dashboards and alerts work on them. deploy/prometheus/alerts.yml and
+ * deploy/grafana/regmirror.json are written against these names (and tested against them).
  */
 import { Counter, Histogram, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** Histogram buckets (seconds) that resolve sub-millisecond cache hits as well as minute-long fills. */
+/** Request-duration buckets (seconds): sub-millisecond cache hits up to minute-long cold pulls. */
 export const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+/**
+ * Fill-duration buckets (seconds). A fill is at least one upstream round trip and at most a
+ * multi-GiB layer over a slow link, so nothing below 50 ms and up to 15 minutes.
+ */
+export const FILL_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 900];
+
+/** Time-to-first-byte buckets (seconds): a hit answers in well under a millisecond, a cold miss waits for the upstream. */
+export const TTFB_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Redis round trips (seconds): from 100 µs on loopback to the command timeout. */
+export const REDIS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /** What a request asked for, as used in metric labels. */
 export type Kind = 'manifest' | 'blob' | 'tag' | 'tags' | 'referrers' | 'base' | 'other';
+
+/**
+ * Reads Docker Hub's `ratelimit-limit` / `ratelimit-remaining` value (`100;w=21600`): the count
+ * before the first `;`. Undefined for anything else.
+ */
+export function parseRateLimitHeader(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined) return undefined;
+  const m = /^\s*(\d{1,12})\s*(?:;|$)/.exec(v);
+  return m ? Number(m[1]) : undefined;
+}
 
 /** The mirror's metrics. */
 export class Metrics {
   readonly registry = new Registry();
   readonly requests: Counter<'kind' | 'method' | 'status'>;
   readonly requestDuration: Histogram<'kind' | 'cache'>;
+  /** Request start to the response's status line (headers), by kind and cache outcome. */
+  readonly ttfb: Histogram<'kind' | 'cache'>;
   readonly hits: Counter<'kind'>;
   readonly misses: Counter<'kind'>;
   readonly bytesServed: Counter<'source'>;
   readonly upstreamRequests: Counter<'upstream' | 'kind' | 'method' | 'status'>;
   readonly upstreamBytes: Counter<'upstream' | 'kind'>;
+  /** Docker Hub's pull budget as it last answered (`ratelimit-remaining`). */
+  readonly upstreamRateLimitRemaining: Gauge<'upstream'>;
+  /** Docker Hub's pull budget per window (`ratelimit-limit`). */
+  readonly upstreamRateLimitLimit: Gauge<'upstream'>;
+  readonly upstreamLastSuccess: Gauge<'upstream'>;
   readonly verifyFailures: Counter<'kind' | 'reason'>;
   readonly staleServed: Counter<'upstream'>;
   readonly tagRevalidations: Counter<'result'>;
@@ -35,17 +70,34 @@ export class Metrics {
   readonly rangeRequests: Counter<'source' | 'parts'>;
   readonly rangeParts: Counter<'source'>;
   readonly rangeUpstreamBytes: Counter;
+  readonly backgroundFills: Counter<'reason'>;
+  readonly cacheSize: Gauge<'kind'>;
+  readonly cacheObjects: Gauge<'kind'>;
+  readonly cacheMaxSize: Gauge;
+  readonly filesystemFree: Gauge;
+  readonly evictions: Counter<'reason'>;
+  readonly evictedBytes: Counter<'reason'>;
+  readonly uncachedPulls: Counter<'reason'>;
+  readonly indexErrors: Counter<'op'>;
+  readonly redisErrors: Counter<'op'>;
+  readonly redisUp: Gauge;
+  readonly redisOperationDuration: Histogram<'op'>;
+  readonly clusterPeers: Gauge;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     const p = 'regmirror_';
     this.requests = new Counter({ name: `${p}requests_total`, help: 'Client requests by kind, method and status', labelNames: ['kind', 'method', 'status'], registers });
     this.requestDuration = new Histogram({ name: `${p}request_duration_seconds`, help: 'Time to the end of the response, by kind and cache outcome', labelNames: ['kind', 'cache'], buckets: DURATION_BUCKETS, registers });
+    this.ttfb = new Histogram({ name: `${p}time_to_first_byte_seconds`, help: 'Time from the request to the response headers, by kind and cache outcome', labelNames: ['kind', 'cache'], buckets: TTFB_BUCKETS, registers });
     this.hits = new Counter({ name: `${p}cache_hits_total`, help: 'Requests answered from the cache without an upstream request', labelNames: ['kind'], registers });
     this.misses = new Counter({ name: `${p}cache_misses_total`, help: 'Requests that needed the upstream', labelNames: ['kind'], registers });
-    this.bytesServed = new Counter({ name: `${p}bytes_served_total`, help: 'Body bytes sent to clients, by source (cache = committed file, fill = in-flight fill, upstream = passed through)', labelNames: ['source'], registers });
+    this.bytesServed = new Counter({ name: `${p}served_bytes_total`, help: 'Body bytes sent to clients, by source (cache = committed file, fill = in-flight fill, upstream = passed through)', labelNames: ['source'], registers });
     this.upstreamRequests = new Counter({ name: `${p}upstream_requests_total`, help: 'Requests sent to upstreams (redirect hops and token requests included)', labelNames: ['upstream', 'kind', 'method', 'status'], registers });
     this.upstreamBytes = new Counter({ name: `${p}upstream_bytes_total`, help: 'Body bytes received from upstreams', labelNames: ['upstream', 'kind'], registers });
+    this.upstreamRateLimitRemaining = new Gauge({ name: `${p}upstream_ratelimit_remaining`, help: 'Pulls left in the current window, from the upstream\'s ratelimit-remaining header (Docker Hub; sent on HEAD too)', labelNames: ['upstream'], registers });
+    this.upstreamRateLimitLimit = new Gauge({ name: `${p}upstream_ratelimit_limit`, help: 'Pulls allowed per window, from the upstream\'s ratelimit-limit header (Docker Hub)', labelNames: ['upstream'], registers });
+    this.upstreamLastSuccess = new Gauge({ name: `${p}upstream_last_success_timestamp_seconds`, help: 'Unix time of the last successful answer from each upstream', labelNames: ['upstream'], registers });
     this.verifyFailures = new Counter({ name: `${p}verify_failures_total`, help: 'Fetched content rejected: digest mismatch, short body, oversize', labelNames: ['kind', 'reason'], registers });
     this.staleServed = new Counter({ name: `${p}stale_served_total`, help: 'Tag answers served stale because the upstream failed', labelNames: ['upstream'], registers });
     this.tagRevalidations = new Counter({ name: `${p}tag_revalidations_total`, help: 'Tag revalidations against the upstream by result', labelNames: ['result'], registers });
@@ -54,13 +106,41 @@ export class Metrics {
     this.fillsFailed = new Counter({ name: `${p}fills_failed_total`, help: 'Blob fills that failed', labelNames: ['reason'], registers });
     this.fillJoiners = new Counter({ name: `${p}fill_joiners_total`, help: 'Requests that joined a blob fill already in flight (coalesced)', registers });
     this.fillJoinerBytes = new Counter({ name: `${p}fill_joiner_bytes_total`, help: 'Bytes served to joiners of an in-flight fill', registers });
-    this.fillDuration = new Histogram({ name: `${p}fill_duration_seconds`, help: 'Blob fill duration, first upstream request to commit', buckets: DURATION_BUCKETS, registers });
+    this.fillDuration = new Histogram({ name: `${p}fill_duration_seconds`, help: 'Blob fill duration, first upstream request to commit', buckets: FILL_BUCKETS, registers });
     this.fillsInFlight = new Gauge({ name: `${p}fills_in_flight`, help: 'Blob fills running now', registers });
     this.fillQueueWaiting = new Gauge({ name: `${p}fill_queue_waiting`, help: 'Requests waiting for a fill slot', registers });
     this.coalesced = new Counter({ name: `${p}coalesced_total`, help: 'Requests that shared an upstream fetch already in flight, by kind', labelNames: ['kind'], registers });
     this.rangeRequests = new Counter({ name: `${p}range_requests_total`, help: 'Range requests by source and single/multi', labelNames: ['source', 'parts'], registers });
     this.rangeParts = new Counter({ name: `${p}range_parts_total`, help: 'Parts served in range answers', labelNames: ['source'], registers });
     this.rangeUpstreamBytes = new Counter({ name: `${p}range_upstream_bytes_total`, help: 'Bytes read from upstreams to answer range requests', registers });
-    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: p });
+    this.backgroundFills = new Counter({ name: `${p}background_fills_total`, help: 'Whole-blob fills started by the mirror itself, by reason (range-misses: a blob read in pieces again and again)', labelNames: ['reason'], registers });
+    this.cacheSize = new Gauge({ name: `${p}cache_size_bytes`, help: 'Bytes held in the disk cache, by kind (blob, manifest)', labelNames: ['kind'], registers });
+    this.cacheObjects = new Gauge({ name: `${p}cache_objects`, help: 'Objects held in the disk cache, by kind (blob, manifest)', labelNames: ['kind'], registers });
+    this.cacheMaxSize = new Gauge({ name: `${p}cache_max_size_bytes`, help: 'The configured cap of the disk cache (0: no cap)', registers });
+    this.filesystemFree = new Gauge({ name: `${p}filesystem_free_bytes`, help: 'Bytes free on the filesystem of the data directory', registers });
+    this.evictions = new Counter({ name: `${p}evictions_total`, help: 'Cache objects evicted, by reason (size, age, disk)', labelNames: ['reason'], registers });
+    this.evictedBytes = new Counter({ name: `${p}evicted_bytes_total`, help: 'Bytes evicted from the cache, by reason', labelNames: ['reason'], registers });
+    this.uncachedPulls = new Counter({ name: `${p}uncached_pulls_total`, help: 'Blobs passed through without being cached, by reason (disk full, too large, ...)', labelNames: ['reason'], registers });
+    this.indexErrors = new Counter({ name: `${p}index_errors_total`, help: 'Failed operations on the durable cache index, by operation', labelNames: ['op'], registers });
+    this.redisErrors = new Counter({ name: `${p}redis_errors_total`, help: 'Failed Redis operations, by operation', labelNames: ['op'], registers });
+    this.redisUp = new Gauge({ name: `${p}redis_up`, help: '1 when the Redis connection is ready, 0 when it is not (or Redis is not configured)', registers });
+    this.redisOperationDuration = new Histogram({ name: `${p}redis_operation_duration_seconds`, help: 'Redis round trips, by operation', labelNames: ['op'], buckets: REDIS_BUCKETS, registers });
+    this.clusterPeers = new Gauge({ name: `${p}cluster_peers`, help: 'Peer mirrors this one currently knows', registers });
+    // Series that exist from the start, at 0: a counter born at its first increment hides that
+    // increment from rate(), and hit ratios stay NaN until both sides have moved twice.
+    for (const kind of ['manifest', 'blob'] as const) {
+      this.hits.inc({ kind }, 0);
+      this.misses.inc({ kind }, 0);
+    }
+    for (const source of ['cache', 'fill', 'upstream']) this.bytesServed.inc({ source }, 0);
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Records an upstream answer's rate-limit headers (Docker Hub sends them; others do not). */
+  observeRateLimit(upstream: string, headers: Record<string, string | string[] | undefined>): void {
+    const remaining = parseRateLimitHeader(headers['ratelimit-remaining']);
+    if (remaining !== undefined) this.upstreamRateLimitRemaining.set({ upstream }, remaining);
+    const limit = parseRateLimitHeader(headers['ratelimit-limit']);
+    if (limit !== undefined) this.upstreamRateLimitLimit.set({ upstream }, limit);
   }
 }

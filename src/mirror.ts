@@ -1,6 +1,8 @@
 /**
- * A mirror's lifecycle: build its parts (wire.ts), prepare the data directory, listen, close.
+ * A mirror's lifecycle: build its parts (wire.ts), lock and prepare the data directory, listen, drain,
+ * close. Client limits (header timeout, keep-alive idle timeout, connection cap) live on the server.
  */
+import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { MirrorConfig } from './config/types.js';
@@ -8,7 +10,9 @@ import { createLogger, type Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { RedisTagStore } from './tags/redis-store.js';
 import { requestPipeline } from './http/server.js';
+import { MirrorResponse } from './http/response.js';
 import { wire, type MirrorParts } from './wire.js';
+import { DataDirLock } from './store/lock.js';
 
 /** Options beyond the configuration, for embedding and tests. */
 export interface MirrorOptions {
@@ -26,15 +30,31 @@ export class Mirror {
   readonly metrics: Metrics;
   readonly parts: MirrorParts;
   readonly server: Server;
+  private lock: DataDirLock | undefined;
+  private draining: Promise<void> | undefined;
 
   private constructor(readonly config: MirrorConfig, opts: MirrorOptions) {
     this.log = opts.logger ?? createLogger(config.logLevel);
-    this.parts = wire(config, this.log, { processMetrics: opts.processMetrics ?? true });
+    this.parts = wire(config, this.log, { processMetrics: opts.processMetrics ?? true, draining: () => this.draining !== undefined });
     this.metrics = this.parts.metrics;
     const handle = requestPipeline(this.parts.pipeline);
-    this.server = createServer({ maxHeaderSize: MAX_HEADER_SIZE, keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
-      void handle(req, res);
-    });
+    const { limits } = config;
+    this.server = createServer(
+      {
+        ServerResponse: MirrorResponse,
+        maxHeaderSize: MAX_HEADER_SIZE,
+        // A client has this long to send its request headers (slowloris); GETs and HEADs carry no body.
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.headersTimeoutMs,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        // How often Node checks those two timeouts (its default, 30 s, would let short ones overrun).
+        connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(limits.headersTimeoutMs / 4))),
+      },
+      (req, res) => {
+        void handle(req, res);
+      },
+    );
+    this.server.maxConnections = limits.maxConnections;
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (socket.writable && !socket.destroyed) {
         const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
@@ -46,6 +66,8 @@ export class Mirror {
   /** Creates a mirror: prepares the data directory (removing temp files left by a crash) and the metadata store. */
   static async create(config: MirrorConfig, opts: MirrorOptions = {}): Promise<Mirror> {
     const m = new Mirror(config, opts);
+    await mkdir(m.parts.layout.root, { recursive: true });
+    m.lock = await DataDirLock.acquire(m.parts.layout.root);
     const removed = await m.parts.blobStore.init();
     if (removed > 0) m.log.info({ removed }, 'removed temp files left by an earlier run');
     const tags = m.parts.tagStore;
@@ -70,18 +92,59 @@ export class Mirror {
     });
     const a = this.server.address() as AddressInfo;
     const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    this.log.info({ address: `${h}:${a.port}`, upstreams: this.config.upstreams.map((u) => `${u.namespace}=${u.url}`), default: this.config.defaultNamespace, dataDir: this.parts.layout.root }, 'regmirror listening');
+    const served = this.config.upstreams.map((u) => `${u.namespace} by ${u.url}${u.namespace === this.config.defaultNamespace ? ' (default)' : ''}`);
+    this.log.info({ address: `${h}:${a.port}`, upstreams: this.config.upstreams.map((u) => `${u.namespace}=${u.url}`), default: this.config.defaultNamespace, dataDir: this.parts.layout.root }, `regmirror listening; serving ${served.join(', ')}`);
+    if (!this.parts.namespaces.get('docker.io')) {
+      // containerd asks for docker.io images with ?ns=docker.io: without that namespace they get 404 and containerd quietly pulls from Docker Hub.
+      this.log.warn({ namespaces: this.parts.namespaces.names() }, 'no upstream is named docker.io: containerd pulls of docker.io images (?ns=docker.io) get 404 and fall back to Docker Hub; name a Docker Hub stand-in with --upstream docker.io=URL');
+    }
     return { host: a.address, port: a.port, url: `http://${h}:${a.port}` };
   }
 
-  /** Stops accepting requests, ends connections and releases upstream connections and Redis. */
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
-      setTimeout(() => this.server.closeAllConnections(), 2000).unref();
-    });
+  /**
+   * Graceful drain (SIGTERM): `/readyz` answers 503, the listener stops accepting, idle keep-alive
+   * connections close, responses in flight get up to `limits.shutdownTimeout` to finish (each closes its
+   * connection when done), fills in flight finish or are cancelled (nothing partial stays cached), then
+   * upstream connections, Redis and the data-directory lock are released.
+   */
+  drain(): Promise<void> {
+    this.draining ??= this.doDrain();
+    return this.draining;
+  }
+
+  private async doDrain(): Promise<void> {
+    const deadline = Date.now() + this.config.limits.shutdownTimeoutMs;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const idle = setInterval(() => this.server.closeIdleConnections(), 250);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([closed.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), Math.max(0, deadline - Date.now()))))]);
+    clearTimeout(timer);
+    clearInterval(idle);
+    if (timedOut) {
+      this.log.warn({ timeoutMs: this.config.limits.shutdownTimeoutMs }, 'shutdown timeout: cutting the transfers still in flight');
+      this.server.closeAllConnections();
+      await closed;
+    }
+    await this.parts.fills.settle(Math.max(0, deadline - Date.now()));
     await this.parts.tagStore.close();
     await this.parts.dispatcher.close().catch(() => undefined);
+    await this.lock?.release();
+  }
+
+  /** Stops at once: ends connections (after at most 2 s), releases upstream connections, Redis and the lock. */
+  async close(): Promise<void> {
+    if (this.draining) return this.draining;
+    this.draining = (async () => {
+      await new Promise<void>((resolve) => {
+        this.server.close(() => resolve());
+        this.server.closeIdleConnections();
+        setTimeout(() => this.server.closeAllConnections(), 2000).unref();
+      });
+      await this.parts.tagStore.close();
+      await this.parts.dispatcher.close().catch(() => undefined);
+      await this.lock?.release();
+    })();
+    return this.draining;
   }
 }

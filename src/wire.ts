@@ -25,6 +25,13 @@ import { referrersHandler } from './http/handlers/referrers.js';
 import { TagListService } from './tags/list.js';
 import { ReferrersService } from './tags/referrers.js';
 import type { PipelineDeps } from './http/server.js';
+import { BufferBudget } from './body/buffer-budget.js';
+import { ReadinessCheck } from './http/readiness.js';
+import { checkSpace } from './store/space.js';
+import { Sender } from './body/sender.js';
+
+/** Least free space on the data directory's filesystem for /readyz to answer ready (a fill needs room). */
+const MIN_FREE_BYTES = 64 * 2 ** 20;
 
 /** Everything a running mirror is made of. */
 export interface MirrorParts {
@@ -43,10 +50,12 @@ export interface MirrorParts {
   pipeline: PipelineDeps;
   /** The keep-alive dispatcher shared by every upstream. */
   dispatcher: Agent;
+  /** The global budget of transfer buffers. */
+  budget: BufferBudget;
 }
 
 /** Builds the parts of a mirror (no I/O: see Mirror.create for start-up). */
-export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: boolean }): MirrorParts {
+export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: boolean; draining: () => boolean }): MirrorParts {
   const metrics = new Metrics({ defaultMetrics: opts.processMetrics });
   const layout = new Layout(config.dataDir);
   const blobStore = new BlobStore(layout, config.blobMemoryBytes, config.blobMemoryItemBytes);
@@ -62,17 +71,26 @@ export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: 
   const manifests = new ManifestService({ store: manifestStore, metrics, log, maxBytes: config.maxManifestBytes, negativeTtlMs: config.negativeTtlMs });
   const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs, negativeTtlMs: config.negativeTtlMs });
   const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range });
+  const budget = new BufferBudget(config.limits.transferBufferBytes);
+  const sender = new Sender({ budget, writeIdleMs: config.limits.writeIdleTimeoutMs });
   const referrers = new ReferrersService({ tags, metrics, log, ttlMs: config.tagTtlMs, maxBytes: config.maxManifestBytes });
   const pipeline: PipelineDeps = {
     routes: {
       manifest: manifestHandler({ manifests, tags, metrics }),
-      blob: blobHandler({ blobs, metrics }),
+      blob: blobHandler({ blobs, sender, metrics }),
       tagsList: tagsListHandler({ tagLists: new TagListService({ metrics }), metrics }),
       referrers: referrersHandler({ referrers, metrics }),
     },
     namespaces,
     metrics,
     log,
+    draining: opts.draining,
+    readiness: new ReadinessCheck({
+      draining: opts.draining,
+      space: () => checkSpace(layout.root),
+      redisDegraded: () => tagStore.degraded?.() ?? false,
+      minFreeBytes: MIN_FREE_BYTES,
+    }),
   };
-  return { config, log, metrics, layout, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher };
+  return { config, log, metrics, layout, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher, budget };
 }

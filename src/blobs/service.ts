@@ -10,7 +10,9 @@
  *   normalized header); several are split into single-range upstream fetches. `range.fillOnMiss` also
  *   starts a fill.
  */
+import { LRUCache } from 'lru-cache';
 import type { Digest } from '../oci/digest.js';
+import { NotFound, UpstreamDenied } from '../oci/errors.js';
 import type { BodySource } from '../body/source.js';
 import { MemorySource } from '../body/memory-source.js';
 import { FileSource } from '../body/file-source.js';
@@ -65,6 +67,9 @@ export interface BlobServiceDeps {
 }
 
 export class BlobService {
+  /** Range misses per digest not yet cached, to start a whole fill for blobs that keep being read in pieces. */
+  private readonly rangeMisses = new LRUCache<string, number>({ max: 10_000 });
+
   constructor(private readonly deps: BlobServiceDeps) {}
 
   /** The blob's size without moving its bytes: cache, fill in flight, else an upstream HEAD. */
@@ -111,7 +116,7 @@ export class BlobService {
   }
 
   private select(req: BlobRequest, size: number): Selection {
-    return selectRanges(req.range, req.ifRange, `"${req.digest.value}"`, size, this.deps.range.maxRanges);
+    return selectRanges(req.range, req.ifRange, `"${req.digest.value}"`, size, this.deps.range);
   }
 
   private cached(req: BlobRequest, source: BodySource): BlobAnswer {
@@ -124,19 +129,37 @@ export class BlobService {
     }
   }
 
-  private async fromFill(req: BlobRequest): Promise<BlobAnswer> {
-    const { fill, joined } = this.deps.fills.obtain(req.digest, blobOrigin(req.upstream, req.repository, req.digest));
+  private async fromFill(req: BlobRequest, retried = false): Promise<BlobAnswer> {
+    const ns = req.upstream.namespace;
+    const { fill, joined } = this.deps.fills.obtain(req.digest, blobOrigin(req.upstream, req.repository, req.digest), ns);
     // Attach in the same tick as the join, so the fill's file stays open for this request whatever happens next.
     const source = fill.reader();
-    this.deps.metrics.misses.inc({ kind: 'blob' });
+    if (!retried) this.deps.metrics.misses.inc({ kind: 'blob' });
     try {
       await fill.ready;
       const selection: Selection = fill.size === undefined ? { kind: 'whole' } : this.select(req, fill.size);
       return { source, selection, origin: 'fill', cache: joined ? 'joined' : 'miss' };
     } catch (err) {
       source.release();
+      // Another namespace's upstream not having (or refusing) the blob says nothing about ours: ask ours.
+      if (joined && !retried && fill.namespace !== ns && (err instanceof NotFound || err instanceof UpstreamDenied)) return this.fromFill(req, true);
       throw err;
     }
+  }
+
+  /** Counts a range miss; after `range.fillAfterMisses` of them the whole blob is filled in the background. */
+  private noteRangeMiss(req: BlobRequest): void {
+    const after = this.deps.range.fillAfterMisses;
+    if (after <= 0) return;
+    const n = (this.rangeMisses.get(req.digest.value) ?? 0) + 1;
+    if (n < after) {
+      this.rangeMisses.set(req.digest.value, n);
+      return;
+    }
+    this.rangeMisses.delete(req.digest.value);
+    const { fill } = this.deps.fills.obtain(req.digest, blobOrigin(req.upstream, req.repository, req.digest), req.upstream.namespace);
+    this.deps.metrics.backgroundFills.inc({ reason: 'range-misses' });
+    fill.finished.catch(() => undefined);
   }
 
   /** A range request for a blob that is neither cached nor being filled: straight from the upstream. Undefined: serve it whole. */
@@ -145,6 +168,7 @@ export class BlobService {
     const specs = parseRangeSpecs(header, { maxRanges: range.maxRanges });
     if (specs.kind !== 'specs') return undefined; // an ignored Range: the whole blob
     const { upstream, repository, digest: d } = req;
+    this.noteRangeMiss(req);
     const abort = new AbortController();
     const onBytes = (n: number) => metrics.rangeUpstreamBytes.inc(n);
     if (specs.specs.length === 1) {

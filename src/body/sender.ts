@@ -4,34 +4,23 @@
  * bytes still being verified waits for the verdict (a client never holds a complete answer of unverified
  * bytes; when verification fails, the response is aborted, never ended cleanly).
  *
- * Whole and single-range bodies go through positional reads into two reused buffers (the next chunk is
- * read while the previous one is written, each write awaited before its buffer is reused): no per-chunk
- * allocation, so large blobs stream without garbage, and backpressure is the socket's own.
+ * Whole and single-range bodies go through positional reads into two reused buffers from the global
+ * {@link BufferBudget} (the next chunk is read while the previous one is written, each write awaited
+ * before its buffer is reused): no per-chunk allocation, so large blobs stream without garbage, and
+ * backpressure is the socket's own. A client that takes no bytes for the write-idle timeout is dropped.
  */
 import type { ServerResponse } from 'node:http';
 import { formatContentRange, rangeLength, type ByteRange } from '../range/parse.js';
 import type { Selection } from '../range/select.js';
 import { multipartPlan, newBoundary, writeMultipart, type PartSource } from './multipart.js';
+import type { BufferBudget } from './buffer-budget.js';
 import { SourceReadable } from './readable.js';
 import type { BodySource } from './source.js';
 
-/** Size of each of the two buffers. */
-export const SEND_CHUNK = 1024 * 1024;
 /** Bytes a reader of a growing source waits for before it reads again. */
 const BATCH = 256 * 1024;
 /** Multipart parts up to this size are read into memory in one call rather than streamed. */
 const SMALL_PART = 64 * 1024;
-/** Buffers kept for reuse across responses (bounded so idle memory stays small). */
-const POOL_MAX = 16;
-const pool: Buffer[] = [];
-
-function take(): Buffer {
-  return pool.pop() ?? Buffer.allocUnsafeSlow(SEND_CHUNK);
-}
-
-function give(b: Buffer): void {
-  if (pool.length < POOL_MAX) pool.push(b);
-}
 
 /** How to send one answer. */
 export interface SendOptions {
@@ -45,12 +34,27 @@ export interface SendOptions {
   onBytes: (n: number) => void;
 }
 
-/**
- * Sends `sel` of `src` as the response and releases the source. Resolves when the response is over: with
- * undefined when it completed, or the error that cut it (client gone, source failed); the response is
- * then destroyed, so the client sees an aborted transfer, never a clean short body.
- */
-export async function sendBody(res: ServerResponse, src: BodySource, sel: Selection, opts: SendOptions): Promise<Error | undefined> {
+/** What the sender needs. */
+export interface SenderDeps {
+  budget: BufferBudget;
+  /** A response that takes no bytes for this long is dropped (a client that stopped reading), ms. */
+  writeIdleMs: number;
+}
+
+export class Sender {
+  constructor(private readonly deps: SenderDeps) {}
+
+  /**
+   * Sends `sel` of `src` as the response and releases the source. Resolves when the response is over: with
+   * undefined when it completed, or the error that cut it (client gone, source failed, client stalled); the
+   * response is then destroyed, so the client sees an aborted transfer, never a clean short body.
+   */
+  send(res: ServerResponse, src: BodySource, sel: Selection, opts: SendOptions): Promise<Error | undefined> {
+    return sendBody(this.deps, res, src, sel, opts);
+  }
+}
+
+async function sendBody(deps: SenderDeps, res: ServerResponse, src: BodySource, sel: Selection, opts: SendOptions): Promise<Error | undefined> {
   try {
     res.statusCode = sel.kind === 'whole' ? 200 : 206;
     for (const k in opts.headers) res.setHeader(k, opts.headers[k]!);
@@ -61,6 +65,8 @@ export async function sendBody(res: ServerResponse, src: BodySource, sel: Select
       res.setHeader('content-length', plan.contentLength);
       if (opts.head) return end(res);
       if (src.trust !== 'verified') res.flushHeaders();
+      // Parts are written by the multipart framer: a socket with no progress for the write-idle time is dropped.
+      res.setTimeout(deps.writeIdleMs, () => res.destroy(new Error('client took no bytes for the write-idle timeout')));
       const last = sel.ranges.length - 1;
       return await writeMultipart(plan, (i, r) => part(src, i, r, opts.onBytes, i === last ? hold : undefined), res).then(
         () => undefined,
@@ -85,7 +91,7 @@ export async function sendBody(res: ServerResponse, src: BodySource, sel: Select
     }
     // Joiners of a fill and clients of a forwarded range get their headers at once, whatever has arrived yet.
     if (src.trust !== 'verified') res.flushHeaders();
-    return await pump(res, src, start, last, opts.onBytes, last === Infinity ? undefined : hold);
+    return await pump(deps, res, src, start, last, opts.onBytes, last === Infinity ? undefined : hold);
   } catch (err) {
     return fail(res, err as Error);
   } finally {
@@ -130,8 +136,12 @@ async function part(src: BodySource, i: number, r: ByteRange, onBytes: (n: numbe
  * Writes bytes [start, last] of `src` (`last` may be Infinity for a source of unknown size) and ends the
  * response. With `hold`, the final byte is written only once it resolves.
  */
-async function pump(res: ServerResponse, src: BodySource, start: number, last: number, onBytes: (n: number) => void, hold: (() => Promise<void>) | undefined): Promise<Error | undefined> {
-  const bufs = [take(), take()];
+async function pump(deps: SenderDeps, res: ServerResponse, src: BodySource, start: number, last: number, onBytes: (n: number) => void, hold: (() => Promise<void>) | undefined): Promise<Error | undefined> {
+  const { budget, writeIdleMs } = deps;
+  // The second buffer (read-ahead) only when the budget has room for it now.
+  const first = await budget.take();
+  const second = budget.tryTake();
+  const bufs = second ? [first, second] : [first];
   let which = 0;
   let closed = false;
   let wake: ((err: Error | undefined) => void) | undefined;
@@ -141,19 +151,27 @@ async function pump(res: ServerResponse, src: BodySource, start: number, last: n
   };
   res.on('close', onClose);
   // Resolves when the socket took the chunk (so its buffer may be reused), or when the client is gone.
-  const write = (chunk: Uint8Array) =>
-    new Promise<Error | undefined>((resolve) => {
+  const write = (chunk: Uint8Array) => {
+    let idle: NodeJS.Timeout | undefined;
+    return new Promise<Error | undefined>((resolve) => {
       wake = resolve;
+      idle = setTimeout(() => {
+        const err = new Error('client took no bytes for the write-idle timeout');
+        res.destroy(err);
+        resolve(err);
+      }, writeIdleMs);
       res.write(chunk, (err) => resolve(err ?? undefined));
     }).finally(() => {
+      clearTimeout(idle);
       wake = undefined;
     });
+  };
   const readAt = async (pos: number): Promise<Buffer | undefined> => {
     const avail = await src.available(pos, Math.min(BATCH, last - pos + 1));
     if (avail <= 0) return undefined;
-    which ^= 1;
+    which = (which + 1) % bufs.length;
     const buf = bufs[which]!;
-    const want = Math.min(SEND_CHUNK, avail, last - pos + 1);
+    const want = Math.min(buf.length, avail, last - pos + 1);
     const n = await src.read(buf, want, pos);
     if (n <= 0) throw new Error('source ended before its size');
     return n === buf.length ? buf : buf.subarray(0, n);
@@ -166,7 +184,8 @@ async function pump(res: ServerResponse, src: BodySource, start: number, last: n
       const chunk = await pending;
       if (!chunk) break;
       pos += chunk.length;
-      pending = pos <= last && !closed ? readAt(pos) : undefined;
+      // With two buffers the next read overlaps this write; with one it must wait for the write.
+      pending = bufs.length > 1 && pos <= last && !closed ? readAt(pos) : undefined;
       if (closed) return new Error('client went away');
       let err: Error | undefined;
       if (hold && pos > last) {
@@ -180,6 +199,7 @@ async function pump(res: ServerResponse, src: BodySource, start: number, last: n
       } else err = await write(chunk);
       if (err) return err;
       onBytes(chunk.length);
+      if (bufs.length === 1 && pos <= last && !closed) pending = readAt(pos);
     }
     if (last !== Infinity && pos <= last) throw new Error('source ended before its size');
     res.end();
@@ -191,7 +211,6 @@ async function pump(res: ServerResponse, src: BodySource, start: number, last: n
     res.off('close', onClose);
     // A read still in flight must land before its buffer goes back to the pool (and before the source is released).
     await pending?.catch(() => undefined);
-    give(bufs[0]!);
-    give(bufs[1]!);
+    for (const b of bufs) budget.give(b);
   }
 }

@@ -61,7 +61,10 @@ async function main(argv: string[]): Promise<number> {
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       mirror.log.info({ signal }, 'shutting down');
-      void mirror.close().then(resolve);
+      void mirror.drain().then(resolve, (err: unknown) => {
+        mirror.log.error({ err }, 'drain failed');
+        resolve();
+      });
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));

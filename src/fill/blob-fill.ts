@@ -5,6 +5,12 @@
  * unlink of the path never disturbs them): {@link BlobFill.reader} gives each request a body source. The
  * fill belongs to the mirror, not to any client: it runs to the end whoever is reading, unless configured
  * to stop when orphaned.
+ *
+ * When the disk fails (ENOSPC, EIO: the temp file cannot be created or written), the fill goes on
+ * *uncached*: bytes already on disk are read from the file, later ones from a bounded window in memory
+ * that moves with the slowest reader (the upstream is read no faster than the readers take it), the
+ * digest is still verified before any reader gets its last byte, and nothing is committed. Those
+ * readers get their bytes; the next request starts afresh (and caches again once there is room).
  */
 import { EventEmitter } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -37,6 +43,9 @@ export function fillFailureLabel(err: unknown): string {
   return 'internal';
 }
 
+/** Bytes an uncached fill holds in memory ahead of its slowest reader. */
+const UNCACHED_WINDOW = 8 * 1024 * 1024;
+
 /** Shared dependencies of fills. */
 export interface FillDeps {
   store: BlobStore;
@@ -63,6 +72,14 @@ export class BlobFill extends EventEmitter {
   readonly startedAt = performance.now();
 
   private handle: FileHandle | undefined;
+  /** Set once the disk failed: bytes [0, diskEnd) are in the temp file, later ones only in {@link window}. */
+  private diskEnd: number | undefined;
+  /** Uncached mode: chunks from `windowStart` on, kept until every reader has passed them. */
+  private window: Buffer[] = [];
+  private windowStart = 0;
+  private windowBytes = 0;
+  /** Each attached reader's position (uncached mode trims the window behind the slowest). */
+  private readonly positions = new Map<symbol, number>();
   private readers = 0;
   private retired = false;
   private everRead = false;
@@ -71,7 +88,11 @@ export class BlobFill extends EventEmitter {
   private resolveReady!: () => void;
   private rejectReady!: (e: Error) => void;
 
-  constructor(readonly digest: Digest, private readonly origin: FillOrigin, private readonly deps: FillDeps) {
+  /**
+   * @param namespace the upstream namespace the fill reads from (a joiner from another namespace retries on
+   *   its own upstream when this one has no such blob or refuses it)
+   */
+  constructor(readonly digest: Digest, private readonly origin: FillOrigin, readonly namespace: string, private readonly deps: FillDeps) {
     super();
     this.setMaxListeners(0);
     this.tempPath = deps.store.layout.temp(digest);
@@ -96,7 +117,7 @@ export class BlobFill extends EventEmitter {
       try {
         this.handle = await open(this.tempPath, 'wx+');
       } catch (err) {
-        throw new DiskError('cannot create a temp file for the fill', err);
+        this.goUncached(new DiskError('cannot create a temp file for the fill', err));
       }
       this.size = body.size;
       this.state = 'running';
@@ -106,7 +127,14 @@ export class BlobFill extends EventEmitter {
         for await (const chunk of body.chunks) {
           if (this.size !== undefined && this.written + chunk.length > this.size) throw new VerificationFailed('blob', 'long-body', 'upstream sent more bytes than announced');
           hash.update(chunk);
-          await this.writeAll(chunk);
+          if (this.diskEnd === undefined) {
+            try {
+              await this.writeAll(chunk);
+            } catch (err) {
+              this.goUncached(new DiskError('cannot write the fill to disk', err));
+            }
+          }
+          if (this.diskEnd !== undefined) await this.hold(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
           this.written += chunk.length;
           metrics.upstreamBytes.inc({ upstream: body.upstream, kind: 'blob' }, chunk.length);
           this.emit('progress');
@@ -119,14 +147,26 @@ export class BlobFill extends EventEmitter {
       if (this.size !== undefined && this.written !== this.size) throw new VerificationFailed('blob', 'short-body', `upstream body ended after ${this.written} of ${this.size} bytes`);
       const got = hash.digest('hex');
       if (got !== this.digest.hex) throw new VerificationFailed('blob', 'digest-mismatch', `upstream bytes hash to ${this.digest.algorithm}:${got}, not ${this.digest.value}`);
-      try {
-        await this.handle.datasync();
-        await store.commit(this.tempPath, this.digest);
-      } catch (err) {
-        throw new DiskError('cannot commit the blob', err);
+      let committed = false;
+      if (this.diskEnd === undefined) {
+        try {
+          await this.handle!.datasync();
+          await store.commit(this.tempPath, this.digest);
+          committed = true;
+        } catch (err) {
+          // Every byte is in the (unlinked-later) temp file: the readers still get them, nothing is cached.
+          this.logDisk(new DiskError('cannot commit the blob', err));
+        }
       }
       this.size = this.written;
       this.state = 'done';
+      if (!committed) {
+        await store.discard(this.tempPath);
+        metrics.uncachedPulls.inc({ reason: 'disk' });
+        log.warn({ digest: this.digest.value, bytes: this.written }, 'blob served uncached (disk); the next request will try to cache it again');
+        this.emit('progress');
+        return;
+      }
       metrics.fillsCompleted.inc();
       metrics.fillDuration.observe((performance.now() - this.startedAt) / 1000);
       log.info({ digest: this.digest.value, bytes: this.written, ms: Math.round(performance.now() - this.startedAt) }, 'blob cached');
@@ -155,6 +195,43 @@ export class BlobFill extends EventEmitter {
     }
   }
 
+  /** Switches to uncached mode (the disk failed). */
+  private goUncached(err: DiskError): void {
+    this.diskEnd = this.written;
+    this.windowStart = this.written;
+    this.logDisk(err);
+  }
+
+  private logDisk(err: DiskError): void {
+    this.deps.log.warn({ digest: this.digest.value, errno: err.errno, err: (err.cause as Error | undefined)?.message, written: this.written }, `${err.message}; serving this fill uncached`);
+  }
+
+  /**
+   * Keeps a chunk for the readers (uncached mode), waiting first while the window is full and readers are
+   * still behind it. With no reader left there is nobody to serve: the fill stops.
+   */
+  private async hold(chunk: Buffer): Promise<void> {
+    while (this.windowBytes > UNCACHED_WINDOW) {
+      if (this.readers === 0) throw new UpstreamUnavailable('uncached fill stopped: no reader left', { upstream: this.namespace, reason: 'aborted' });
+      await new Promise<void>((resolve) => this.once('consumed', resolve));
+    }
+    this.window.push(chunk);
+    this.windowBytes += chunk.length;
+  }
+
+  /** Drops window chunks every reader has passed. */
+  private trim(): void {
+    let min = Infinity;
+    for (const p of this.positions.values()) min = Math.min(min, p);
+    if (this.readers === 0) min = Infinity;
+    while (this.window.length > 0 && this.windowStart + this.window[0]!.length <= min) {
+      const c = this.window.shift()!;
+      this.windowStart += c.length;
+      this.windowBytes -= c.length;
+    }
+    this.emit('consumed');
+  }
+
   private async writeAll(chunk: Uint8Array): Promise<void> {
     let off = 0;
     while (off < chunk.length) {
@@ -178,6 +255,8 @@ export class BlobFill extends EventEmitter {
     this.attach();
     let released = false;
     const fill = this;
+    const id = Symbol('reader');
+    this.positions.set(id, 0);
     return {
       get size() {
         return fill.size;
@@ -186,12 +265,21 @@ export class BlobFill extends EventEmitter {
         return fill.state === 'done' ? 'verified' : 'pending';
       },
       available: (position, want) => this.available(position, want),
-      read: (buf, length, position) => this.read(buf, length, position),
+      read: async (buf, length, position) => {
+        const n = await this.read(buf, length, position);
+        if (this.diskEnd !== undefined) {
+          this.positions.set(id, position + n);
+          this.trim();
+        }
+        return n;
+      },
       whenVerified: () => this.finished,
       release: () => {
         if (released) return;
         released = true;
+        this.positions.delete(id);
         this.detach();
+        if (this.diskEnd !== undefined) this.trim();
       },
     } satisfies BodySource;
   }
@@ -226,13 +314,39 @@ export class BlobFill extends EventEmitter {
   }
 
   private async read(buf: Buffer, length: number, position: number): Promise<number> {
-    const { bytesRead } = await this.handle!.read(buf, 0, length, position);
-    return bytesRead;
+    const diskEnd = this.diskEnd;
+    if (diskEnd === undefined || position < diskEnd) {
+      const n = diskEnd === undefined ? length : Math.min(length, diskEnd - position);
+      const { bytesRead } = await this.handle!.read(buf, 0, n, position);
+      return bytesRead;
+    }
+    // Uncached: from the window in memory.
+    if (position < this.windowStart) throw new Error('uncached fill: bytes already dropped from the window');
+    let skip = position - this.windowStart;
+    let n = 0;
+    for (const c of this.window) {
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      const take = Math.min(c.length - skip, length - n);
+      c.copy(buf, n, skip, skip + take);
+      n += take;
+      skip = 0;
+      if (n >= length) break;
+    }
+    return n;
+  }
+
+  /** Stops the fill (shutdown): the upstream transfer is cut and nothing is cached. */
+  cancel(): void {
+    if (this.state === 'running' || this.state === 'pending') this.abort.abort();
   }
 
   /** True while new readers may attach (not failed, file handle kept open). */
   get joinable(): boolean {
-    return !this.retired && this.state !== 'failed';
+    // An uncached fill may have dropped the bytes a new reader would start with.
+    return !this.retired && this.state !== 'failed' && this.diskEnd === undefined;
   }
 
   /** Called once the single-flight table has forgotten this fill: no new reader can attach any more. */

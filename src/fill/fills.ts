@@ -18,15 +18,15 @@ export class Fills {
     return f?.joinable ? f : undefined;
   }
 
-  /** Joins the fill of `digest` or starts one from `origin`. */
-  obtain(digest: Digest, origin: FillOrigin): { fill: BlobFill; joined: boolean } {
+  /** Joins the fill of `digest` or starts one from `origin`, the upstream of `namespace`. */
+  obtain(digest: Digest, origin: FillOrigin, namespace: string): { fill: BlobFill; joined: boolean } {
     const running = this.get(digest);
     if (running) {
       this.deps.metrics.fillJoiners.inc();
       this.deps.metrics.coalesced.inc({ kind: 'blob' });
       return { fill: running, joined: true };
     }
-    const fill = new BlobFill(digest, origin, this.deps);
+    const fill = new BlobFill(digest, origin, namespace, this.deps);
     this.inflight.set(digest.value, fill);
     const forget = () => {
       if (this.inflight.get(digest.value) === fill) this.inflight.delete(digest.value);
@@ -34,6 +34,21 @@ export class Fills {
     };
     fill.finished.then(forget, forget);
     return { fill, joined: false };
+  }
+
+  /**
+   * Waits up to `ms` for the fills in flight to finish; cancels the rest (their temp files are removed).
+   * Resolves once every fill has settled.
+   */
+  async settle(ms: number): Promise<void> {
+    const all = [...this.inflight.values()];
+    if (all.length === 0) return;
+    const done = Promise.allSettled(all.map((f) => f.finished));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([done.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), ms)))]);
+    clearTimeout(timer);
+    if (timedOut) for (const f of all) f.cancel();
+    await done;
   }
 
   /** Fills running now. */

@@ -1,5 +1,6 @@
 /** What a handler knows about the request it answers. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { MirrorResponse } from './response.js';
 import type { Logger } from '../log.js';
 import type { Kind } from '../metrics.js';
 import type { Upstream } from '../upstream/client.js';
@@ -8,7 +9,7 @@ export interface RequestContext {
   id: string;
   log: Logger;
   req: IncomingMessage;
-  res: ServerResponse;
+  res: MirrorResponse;
   /** True for HEAD: headers as for GET, no body. */
   head: boolean;
   query: URLSearchParams;
@@ -17,7 +18,7 @@ export interface RequestContext {
   cache: string;
   /** Body bytes sent, counted by the senders. */
   bytes: number;
-  /** The failure this request was answered with, for the request log: registry code and domain reason. */
+  /** The failure this request was answered with, for the request log: registry code, domain kind, and a reason a person can act on. */
   failure?: { code: string; kind: string; reason: string };
 }
 

@@ -1,9 +1,10 @@
 /**
- * The request pipeline: request id and logging, `/metrics` and `/healthz`, route, upstream selection
+ * The request pipeline: request id and logging, `/metrics`, `/healthz` and `/readyz`, route, upstream selection
  * (containerd's `?ns=`, a registry-host path prefix, else the default), grammar checks, handler, errors.
  */
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { MirrorResponse } from './response.js';
 import { NotFound, Unsupported } from '../oci/errors.js';
 import { checkName } from '../oci/names.js';
 import type { Namespaces } from '../upstream/namespaces.js';
@@ -12,6 +13,7 @@ import type { Logger } from '../log.js';
 import { looksLikeRegistryHost, parseRoute, type Route } from './route.js';
 import type { RepoContext, RequestContext } from './context.js';
 import { sendBuffer, sendError } from './respond.js';
+import type { ReadinessCheck } from './readiness.js';
 
 /** The handlers of the registry API routes. */
 export interface RegistryRoutes {
@@ -27,6 +29,9 @@ export interface PipelineDeps {
   namespaces: Namespaces;
   metrics: Metrics;
   log: Logger;
+  readiness: ReadinessCheck;
+  /** True once the mirror is draining: every answer closes its connection. */
+  draining: () => boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -44,7 +49,13 @@ const HEALTHY = Buffer.from('{"status":"ok"}\n');
 const EMPTY_JSON = Buffer.from('{}');
 
 const TRACK = Symbol('regmirror.request');
-type TrackedResponse = ServerResponse & { [TRACK]?: { deps: PipelineDeps; ctx: RequestContext; started: number } };
+type TrackedResponse = MirrorResponse & { [TRACK]?: { deps: PipelineDeps; ctx: RequestContext; started: number } };
+
+/** Observes time to first byte as the status line goes out. A module-level function: no closure per request. */
+function observeTtfb(this: TrackedResponse): void {
+  const t = this[TRACK];
+  if (t) t.deps.metrics.ttfb.observe({ kind: t.ctx.kind, cache: t.ctx.cache }, (performance.now() - t.started) / 1000);
+}
 
 /** Counts and logs a finished (or aborted) response. A module-level listener: no closure per request. */
 function onResponseClose(this: TrackedResponse): void {
@@ -60,14 +71,14 @@ function onResponseClose(this: TrackedResponse): void {
     const path = ctx.req.url ?? '/';
     const f = ctx.failure;
     ctx.log.info(
-      { method: ctx.req.method, path: path.slice(0, 512), status, ms: Math.round(ms * 100) / 100, bytes: ctx.bytes, cache: ctx.cache, aborted: !this.writableFinished || undefined, code: f?.code, error: f?.kind, reason: f?.reason },
+      { method: ctx.req.method, path: path.slice(0, 512), status, ms: Math.round(ms * 100) / 100, bytes: ctx.bytes, cache: ctx.cache, aborted: !this.writableFinished || undefined, error: f?.code, kind: f?.kind, reason: f?.reason },
       'request',
     );
   }
 }
 
 /** Builds the function that answers one HTTP request. It never throws. */
-export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res: MirrorResponse) => Promise<void> {
   return async (req, res) => {
     const started = performance.now();
     const id = requestId(req);
@@ -88,9 +99,10 @@ export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res:
       cache: '-',
       bytes: 0,
     };
-    res.setHeader('x-request-id', id);
-    res.setHeader('docker-distribution-api-version', 'registry/2.0');
+    res.base = ['x-request-id', id, 'docker-distribution-api-version', 'registry/2.0'];
+    if (deps.draining()) res.base.push('connection', 'close');
     (res as TrackedResponse)[TRACK] = { deps, ctx, started };
+    res.onHead = observeTtfb;
     res.on('close', onResponseClose);
     try {
       if (path === '/metrics' && req.method === 'GET') {
@@ -100,6 +112,11 @@ export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res:
       }
       if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
         sendBuffer(ctx, 200, HEALTHY, { 'content-type': 'application/json' });
+        return;
+      }
+      if (path === '/readyz' && (req.method === 'GET' || req.method === 'HEAD')) {
+        const r = await deps.readiness.check();
+        sendBuffer(ctx, r.ready ? 200 : 503, Buffer.from(`${JSON.stringify({ status: r.status, ...r.detail })}\n`), { 'content-type': 'application/json', 'cache-control': 'no-store' });
         return;
       }
       await dispatch(deps, ctx, parseRoute(path));
@@ -169,6 +186,6 @@ export function resolveRepository(namespaces: Namespaces, ctx: RequestContext, n
     }
   }
   checkName(clientName);
-  ctx.res.setHeader('oci-namespace', upstream.namespace);
+  ctx.res.base?.push('oci-namespace', upstream.namespace);
   return Object.assign(ctx, { upstream, clientName, repository: upstream.repository(clientName), via });
 }

@@ -12,9 +12,17 @@ const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 /** Clients cap host + name at 255 characters; we cap the name alone at that. */
 export const MAX_NAME_LENGTH = 255;
 
+/** Names that passed the grammar: clients ask for the same few repositories over and over. */
+const validNames = new Set<string>();
+const VALID_NAMES_MAX = 4096;
+
 /** True when `name` is a valid repository name. */
 export function isValidName(name: string): boolean {
-  return name.length > 0 && name.length <= MAX_NAME_LENGTH && NAME_RE.test(name);
+  if (validNames.has(name)) return true;
+  if (name.length === 0 || name.length > MAX_NAME_LENGTH || !NAME_RE.test(name)) return false;
+  if (validNames.size >= VALID_NAMES_MAX) validNames.clear();
+  validNames.add(name);
+  return true;
 }
 
 /** True when `tag` is a valid tag. */

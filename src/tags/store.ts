@@ -28,6 +28,8 @@ export interface TagStore {
   all(key: TagKey): Promise<Map<string, TagEntry>>;
   set(key: TagKey, acceptKey: string, entry: TagEntry): Promise<void>;
   close(): Promise<void>;
+  /** True while a shared store is failing and requests take the local path (reported by /readyz). */
+  degraded?(): boolean;
 }
 
 /** The storage key of a tag. */

@@ -105,6 +105,8 @@ export class Upstream {
         ...(signal ? { signal } : {}),
       });
       metrics.upstreamRequests.inc({ upstream: this.namespace, kind, method, status: String(res.statusCode) });
+      // Docker Hub reports the pull budget on every answer, HEAD included (which costs no pull).
+      metrics.observeRateLimit(this.namespace, res.headers);
       return res;
     } catch (err) {
       metrics.upstreamRequests.inc({ upstream: this.namespace, kind, method, status: 'error' });

@@ -11,11 +11,21 @@ import { delay, listenLoopback, registerCleanup } from './proc.js';
 
 /**
  * Fault modes. `pass`: relay faithfully. `corrupt`: XOR the first byte of every upstream chunk of
- * a matching body (length unchanged). `truncate`: send `afterBytes` of a matching body, then close
- * the connection. `fail`: answer `status` (503) with a JSON error, without asking the upstream.
- * `down`: reset every new connection and drop open ones.
+ * a matching body (length unchanged), or only the byte at `at`. `truncate`: send `afterBytes` of a
+ * matching body, then close the connection. `fail`: answer `status` (503) with a JSON error, without
+ * asking the upstream. `down`: reset every new connection and drop open ones.
+ *
+ * Hostile-upstream modes (body faults apply to matching 200/206 answers):
+ * `reset`: send `afterBytes`, then reset the connection (TCP RST). `stall`: send `afterBytes`, then
+ * send nothing more and keep the connection open. `overlength`: announce `extraLength` more bytes in
+ * Content-Length than the body has, send the body, then close. `rewrite`: buffer the body and send
+ * `rewrite(body)` instead, with a matching Content-Length and every other header (Docker-Content-Digest
+ * included) kept. `redirect`: answer `status` (307) with `Location: location(request)`, without asking
+ * the upstream. `delay`: hold matching requests for `delayMs` before forwarding them (a slow upstream).
  */
-export type RelayMode = 'pass' | 'corrupt' | 'truncate' | 'fail' | 'down';
+export type RelayMode = 'pass' | 'corrupt' | 'truncate' | 'fail' | 'down' | 'reset' | 'stall' | 'overlength' | 'rewrite' | 'redirect' | 'delay';
+
+const BODY_FAULTS = new Set<RelayMode>(['corrupt', 'truncate', 'reset', 'stall', 'overlength', 'rewrite']);
 
 /** What a fault matcher sees. */
 export interface RelayRequestInfo {
@@ -36,8 +46,18 @@ export interface ModeOptions {
   times?: number;
   /** `truncate`: body bytes sent before the connection is closed (default 1024). */
   afterBytes?: number;
-  /** `fail`: status to answer (default 503). */
+  /** `fail`: status to answer (default 503); `redirect`: redirect status (default 307). */
   status?: number;
+  /** `corrupt`: flip only the byte at this body offset (`'last'`: the last byte of the body). */
+  at?: number | 'last';
+  /** `overlength`: bytes announced beyond the real body (default 1024). */
+  extraLength?: number;
+  /** `rewrite`: the body to send instead of the upstream's. */
+  rewrite?: (body: Buffer, r: RelayRequestInfo) => Buffer;
+  /** `delay`: how long a matching request is held before it is forwarded, ms (default 1000). */
+  delayMs?: number;
+  /** `redirect`: the Location to answer with. */
+  location?: (r: RelayRequestInfo) => string;
 }
 
 /** Options for {@link startRelay}. */
@@ -56,6 +76,13 @@ export interface RelayOptions {
   dropMultiRange?: boolean;
   /** Label for messages. */
   name?: string;
+  /** Rewrites the path (with query) before it is forwarded, e.g. to strip `?n=&last=` (an upstream that ignores them). */
+  rewritePath?: (path: string) => string;
+  /**
+   * Answer requests without `Authorization` with 401 and `WWW-Authenticate: Basic realm=…` (the upstream
+   * itself needs no auth), so a mirror with credentials configured sends them. Default off.
+   */
+  requireBasic?: { realm: string };
 }
 
 /** One relayed request. */
@@ -251,6 +278,47 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       return;
     }
 
+    if (mode === 'redirect' && matches(true)) {
+      consume();
+      rec.fault = 'redirect';
+      req.resume();
+      const location = modeOpts.location ? modeOpts.location(info) : info.path;
+      rec.status = modeOpts.status ?? 307;
+      rec.location = location;
+      res.writeHead(rec.status, { Location: location, 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+
+    if (mode === 'delay' && matches(true)) {
+      consume();
+      rec.fault = 'delay';
+      const ms = modeOpts.delayMs ?? 1000;
+      req.pause();
+      setTimeout(() => forward(req, res, rec, info, matches, logAtStart), ms);
+      return;
+    }
+    forward(req, res, rec, info, matches, logAtStart);
+  }
+
+  function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    rec: RelayRecord,
+    info: RelayRequestInfo,
+    matches: (defaultAll: boolean) => boolean,
+    logAtStart: RelayRecord[],
+  ): void {
+    if (res.destroyed) return;
+    if (opts.requireBasic && req.headers.authorization === undefined) {
+      req.resume();
+      rec.status = 401;
+      const body = Buffer.from(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }));
+      res.writeHead(401, { 'WWW-Authenticate': `Basic realm="${opts.requireBasic.realm}"`, 'Content-Type': 'application/json', 'Content-Length': String(body.length) });
+      res.end(body);
+      return;
+    }
+
     const headers = filterHeaders(req.headers);
     if (opts.rewriteHost) headers.host = target.host;
     if (opts.dropMultiRange && typeof headers.range === 'string' && headers.range.includes(',')) delete headers.range;
@@ -258,7 +326,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       host: target.hostname,
       port: targetPort,
       method: info.method,
-      path: info.path,
+      path: opts.rewritePath ? opts.rewritePath(info.path) : info.path,
       headers,
       agent,
     });
@@ -298,30 +366,54 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     rec.status = status;
     const loc = upRes.headers.location;
     if (loc !== undefined) rec.location = loc;
-    let fault: 'corrupt' | 'truncate' | undefined;
+    let fault: RelayMode | undefined;
     const afterBytes = modeOpts.afterBytes ?? 1024;
-    if ((mode === 'corrupt' || mode === 'truncate') && (status === 200 || status === 206) && matches(false)) {
+    const o = modeOpts;
+    if (BODY_FAULTS.has(mode) && (status === 200 || status === 206) && info.method !== 'HEAD' && matches(false)) {
       fault = mode;
       rec.fault = mode;
       consume();
     }
-    res.writeHead(status, upRes.statusMessage, filterHeaders(upRes.headers));
+    const outHeaders = filterHeaders(upRes.headers);
+    const declared = Number(upRes.headers['content-length'] ?? NaN);
+    if (fault === 'rewrite') {
+      const chunks: Buffer[] = [];
+      for await (const c of upRes) chunks.push(c as Buffer);
+      const body = o.rewrite ? o.rewrite(Buffer.concat(chunks), info) : Buffer.concat(chunks);
+      outHeaders['content-length'] = String(body.length);
+      res.writeHead(status, upRes.statusMessage, outHeaders);
+      rec.bytes += body.length;
+      if (log === logAtStart) bytes += body.length;
+      for (let off = 0; off < body.length; off += 1 << 20) {
+        if (!(await writeOrClose(res, body.subarray(off, off + (1 << 20))))) return;
+      }
+      res.end();
+      return;
+    }
+    if (fault === 'overlength' && Number.isFinite(declared)) outHeaders['content-length'] = String(declared + (o.extraLength ?? 1024));
+    res.writeHead(status, upRes.statusMessage, outHeaders);
     if (info.method === 'HEAD' || status === 204 || status === 304) {
       upRes.resume();
       res.end();
       return;
     }
+    const flipAt = fault === 'corrupt' && o.at !== undefined ? (o.at === 'last' ? declared - 1 : o.at) : undefined;
     let sent = 0;
     for await (const chunk of upRes) {
       let buf = chunk as Buffer;
       if (fault === 'corrupt' && buf.length > 0) {
-        buf = Buffer.from(buf);
-        buf[0] = (buf[0] ?? 0) ^ 0xff;
+        if (flipAt === undefined) {
+          buf = Buffer.from(buf);
+          buf[0] = (buf[0] ?? 0) ^ 0xff;
+        } else if (flipAt >= sent && flipAt < sent + buf.length) {
+          buf = Buffer.from(buf);
+          buf[flipAt - sent] = (buf[flipAt - sent] ?? 0) ^ 0xff;
+        }
       }
       const sliceSize = pacer ? pacer.slice : buf.length;
       for (let off = 0; off < buf.length; off += sliceSize) {
         let slice = buf.subarray(off, Math.min(buf.length, off + sliceSize));
-        const cut = fault === 'truncate' && sent + slice.length >= afterBytes;
+        const cut = (fault === 'truncate' || fault === 'reset' || fault === 'stall') && sent + slice.length >= afterBytes;
         if (cut) slice = slice.subarray(0, afterBytes - sent);
         if (pacer) await pacer.take(slice.length);
         if (res.destroyed) {
@@ -333,7 +425,14 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         if (log === logAtStart) bytes += slice.length;
         if (cut) {
           rec.aborted = true;
-          res.write(slice, () => res.socket?.destroy());
+          const sock = res.socket;
+          if (fault === 'stall') {
+            // Hold the connection open with nothing more to send, until the peer or the relay closes it.
+            res.write(slice);
+            upRes.destroy();
+            return;
+          }
+          res.write(slice, () => (fault === 'reset' ? sock?.resetAndDestroy() : sock?.destroy()));
           upRes.destroy();
           return;
         }
@@ -342,6 +441,13 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
           return;
         }
       }
+    }
+    if (fault === 'overlength') {
+      // The announced length never arrives: close once the real body is out.
+      rec.aborted = true;
+      const sock = res.socket;
+      res.write(Buffer.alloc(0), () => sock?.destroy());
+      return;
     }
     res.end();
   }

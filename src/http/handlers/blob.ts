@@ -2,7 +2,7 @@
 import { checkDigest } from '../../oci/names.js';
 import type { Digest } from '../../oci/digest.js';
 import type { BlobService } from '../../blobs/service.js';
-import { sendBody } from '../../body/sender.js';
+import type { Sender } from '../../body/sender.js';
 import type { Metrics } from '../../metrics.js';
 import type { RepoContext } from '../context.js';
 
@@ -24,10 +24,11 @@ function blobHeaders(d: Digest): Record<string, string> {
 /** What the blob handler needs. */
 export interface BlobHandlerDeps {
   blobs: BlobService;
+  sender: Sender;
   metrics: Metrics;
 }
 
-export function blobHandler({ blobs, metrics }: BlobHandlerDeps): (ctx: RepoContext, digest: string) => Promise<void> {
+export function blobHandler({ blobs, sender, metrics }: BlobHandlerDeps): (ctx: RepoContext, digest: string) => Promise<void> {
   return async (ctx, digest) => {
     const d = checkDigest(digest);
     const req = { upstream: ctx.upstream, repository: ctx.repository, digest: d, range: one(ctx.req.headers.range), ifRange: one(ctx.req.headers['if-range']) };
@@ -52,7 +53,7 @@ export function blobHandler({ blobs, metrics }: BlobHandlerDeps): (ctx: RepoCont
       metrics.rangeParts.inc({ source: origin }, selection.kind === 'single' ? 1 : selection.ranges.length);
     }
     const joined = answer.cache === 'joined';
-    const err = await sendBody(ctx.res, answer.source, selection, {
+    const err = await sender.send(ctx.res, answer.source, selection, {
       headers: blobHeaders(d),
       contentType: OCTET,
       head: false,
