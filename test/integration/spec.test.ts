@@ -257,3 +257,82 @@ describe('spec conformance and negative caching', () => {
     }
   });
 });
+
+/**
+ * Upstreams unlike distribution 2.8, as an in-process fake (no real registry ships these behaviours here):
+ * one with the referrers API that ignores artifactType, one that paginates tags/list itself, and ones
+ * that send a tags list too large or not JSON.
+ */
+describe('spec answers over other upstream behaviours', () => {
+  const subject = `sha256:${'c'.repeat(64)}`;
+  const referrers = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociIndex,
+    manifests: [
+      { mediaType: MediaType.ociManifest, digest: `sha256:${'1'.repeat(64)}`, size: 10, artifactType: SBOM },
+      { mediaType: MediaType.ociManifest, digest: `sha256:${'2'.repeat(64)}`, size: 10, artifactType: SIG },
+    ],
+  };
+  let m: TestMirror;
+  let asked: string[] = [];
+
+  before(async () => {
+    const { createServer } = await import('node:http');
+    const server = createServer((req, res) => {
+      const url = req.url ?? '/';
+      asked.push(url);
+      const json = (body: unknown, headers: Record<string, string> = {}) => {
+        const bytes = Buffer.from(JSON.stringify(body));
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': bytes.length, ...headers });
+        res.end(bytes);
+      };
+      if (url.startsWith('/v2/api/app/referrers/')) return json(referrers, { 'content-type': MediaType.ociIndex });
+      if (url.startsWith('/v2/paged/app/tags/list')) return json({ name: 'paged/app', tags: ['b', 'a'] }, { link: '<https://up.example/v2/paged/app/tags/list?n=2&last=b>; rel="next"' });
+      if (url.startsWith('/v2/huge/app/tags/list')) {
+        res.writeHead(200, { 'content-type': 'application/json' }); // no Content-Length: the limit applies while reading
+        const chunk = Buffer.alloc(1024 * 1024, 0x20);
+        for (let i = 0; i < 9; i++) res.write(chunk);
+        return res.end('{"tags":[]}');
+      }
+      if (url.startsWith('/v2/junk/app/tags/list')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end('<html>not json</html>');
+      }
+      res.writeHead(url === '/v2/' ? 200 : 404, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as import('node:net').AddressInfo).port;
+    m = await startMirror({ upstreams: [`docker.io=http://127.0.0.1:${port}`] });
+    const { registerCleanup } = await import('../harness/proc.js');
+    registerCleanup('fake upstream', () => new Promise<void>((r) => server.close(() => r())));
+  });
+  after(cleanupAll);
+
+  test('an upstream referrers API that ignores artifactType: the mirror filters and says so', async () => {
+    const all = await http(`${m.url}/v2/api/app/referrers/${subject}`);
+    assert.equal(all.status, 200);
+    assert.deepEqual(JSON.parse(all.body.toString()), referrers, 'unfiltered: the upstream index as it came');
+    const only = await http(`${m.url}/v2/api/app/referrers/${subject}?artifactType=${encodeURIComponent(SIG)}`);
+    assert.equal(only.headers['oci-filters-applied'], 'artifactType');
+    assert.deepEqual((JSON.parse(only.body.toString()) as Index).manifests.map((d) => d.artifactType), [SIG]);
+    assert.ok(asked.some((u) => u.includes('artifactType=')), 'the filter was offered to the upstream first');
+  });
+
+  test('an upstream that paginates: its page ordered, its Link rewritten to the mirror', async () => {
+    const r = await http(`${m.url}/v2/paged/app/tags/list?n=2`);
+    assert.equal(r.status, 200);
+    assert.deepEqual((JSON.parse(r.body.toString()) as { tags: string[] }).tags, ['a', 'b']);
+    assert.equal(r.headers.link, '</v2/paged/app/tags/list?n=2&last=b>; rel="next"');
+  });
+
+  test('a tags list over the limit or not JSON is a 503, and the mirror goes on', async () => {
+    asked = [];
+    for (const repo of ['huge', 'junk']) {
+      const r = await http(`${m.url}/v2/${repo}/app/tags/list`);
+      assert.equal(r.status, 503, repo);
+      assert.equal(errorCode(r), 'UNAVAILABLE', repo);
+    }
+    assert.equal((await http(`${m.url}/v2/paged/app/tags/list`)).status, 200);
+  });
+});
