@@ -50,6 +50,7 @@ describe('bad input', () => {
     ['encoded slash', '/v2/a%2f..%2fb/blobs/sha256:' + HEX, 400, 'NAME_INVALID'],
     ['uppercase name', '/v2/Library/App/manifests/latest', 400, 'NAME_INVALID'],
     ['over-long name', `/v2/${'a'.repeat(256)}/manifests/latest`, 400, 'NAME_INVALID'],
+    ['over-long once library/ is added', `/v2/${'a'.repeat(250)}/referrers/sha256:${HEX}`, 400, 'NAME_INVALID'],
     ['empty component', '/v2/a//b/manifests/latest', 400, 'NAME_INVALID'],
     ['uppercase hex digest', `/v2/ok/blobs/sha256:${HEX.toUpperCase()}`, 400, 'DIGEST_INVALID'],
     ['short digest', '/v2/ok/blobs/sha256:abc', 400, 'DIGEST_INVALID'],
