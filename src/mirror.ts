@@ -4,7 +4,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { MirrorConfig } from './config/types.js';
 import { createLogger, type Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -21,6 +21,9 @@ export interface MirrorOptions {
   /** Collect Node process metrics as well (default true). */
   processMetrics?: boolean;
 }
+
+/** After SIGTERM, idle keep-alive connections stay open this long (at most) to answer `/readyz` 503. */
+const DRAIN_GRACE_MS = 1000;
 
 /** Largest request header block accepted: containers/image sends ~1024 ranges in one Range header. */
 export const MAX_HEADER_SIZE = 256 * 1024;
@@ -51,14 +54,21 @@ export class Mirror {
         connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(limits.headersTimeoutMs / 4))),
       },
       (req, res) => {
+        // A new connection gets the header timeout as an inactivity timeout until its first request (below);
+        // from then on keep-alive idle and write-idle limits apply.
+        if (req.socket.timeout) req.socket.setTimeout(0);
         void handle(req, res);
       },
     );
+    // Node's headersTimeout starts with the first byte: a connection that never sends one is closed by this.
+    this.server.on('connection', (socket: net.Socket) => socket.setTimeout(limits.headersTimeoutMs));
     this.server.maxConnections = limits.maxConnections;
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (socket.writable && !socket.destroyed) {
-        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        const status =
+          err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+        // Close our side for good once the answer is out: a client that never closes its own (slowloris) is not waited for.
+        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
       } else socket.destroy();
     });
   }
@@ -77,6 +87,12 @@ export class Mirror {
         () => m.log.info('redis connected'),
         (err: Error) => m.log.warn({ err: err.message }, 'redis not reachable yet; tags are revalidated upstream until it is'),
       );
+    }
+    const cluster = m.parts.cluster;
+    if (cluster) {
+      const up = await cluster.start(1000);
+      if (up) m.log.info({ advertise: config.cluster.advertise, instance: cluster.instance }, 'cluster: joined');
+      else m.log.warn({ advertise: config.cluster.advertise }, 'cluster: redis not reachable yet; filling alone until it is');
     }
     return m;
   }
@@ -114,12 +130,20 @@ export class Mirror {
 
   private async doDrain(): Promise<void> {
     const deadline = Date.now() + this.config.limits.shutdownTimeoutMs;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    const idle = setInterval(() => this.server.closeIdleConnections(), 250);
+    // Stop accepting now, but leave idle keep-alive connections open for a short grace: a load balancer or
+    // probe on one of them gets `/readyz` 503 (and `Connection: close`) instead of a reset. http.Server's own
+    // close() would drop them at once, so the listener is closed at the net level.
+    const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(this.server, () => resolve()));
+    const grace = Math.min(DRAIN_GRACE_MS, this.config.limits.shutdownTimeoutMs / 4);
+    let idle: NodeJS.Timeout | undefined;
+    const graceTimer = setTimeout(() => {
+      this.server.closeIdleConnections();
+      idle = setInterval(() => this.server.closeIdleConnections(), 250);
+    }, grace);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([closed.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), Math.max(0, deadline - Date.now()))))]);
     clearTimeout(timer);
+    clearTimeout(graceTimer);
     clearInterval(idle);
     if (timedOut) {
       this.log.warn({ timeoutMs: this.config.limits.shutdownTimeoutMs }, 'shutdown timeout: cutting the transfers still in flight');
@@ -127,6 +151,7 @@ export class Mirror {
       await closed;
     }
     await this.parts.fills.settle(Math.max(0, deadline - Date.now()));
+    await this.parts.cluster?.stop();
     await this.parts.tagStore.close();
     await this.parts.dispatcher.close().catch(() => undefined);
     await this.lock?.release();
@@ -141,6 +166,7 @@ export class Mirror {
         this.server.closeIdleConnections();
         setTimeout(() => this.server.closeAllConnections(), 2000).unref();
       });
+      await this.parts.cluster?.stop();
       await this.parts.tagStore.close();
       await this.parts.dispatcher.close().catch(() => undefined);
       await this.lock?.release();

@@ -18,6 +18,7 @@ import { Fills } from './fill/fills.js';
 import { Slots } from './fill/slots.js';
 import { createDispatcher, Upstream } from './upstream/client.js';
 import { Namespaces } from './upstream/namespaces.js';
+import { Bandwidth } from './upstream/bandwidth.js';
 import { blobHandler } from './http/handlers/blob.js';
 import { manifestHandler } from './http/handlers/manifest.js';
 import { tagsListHandler } from './http/handlers/tags-list.js';
@@ -29,6 +30,12 @@ import { BufferBudget } from './body/buffer-budget.js';
 import { ReadinessCheck } from './http/readiness.js';
 import { checkSpace } from './store/space.js';
 import { Sender } from './body/sender.js';
+import { UpstreamHealth } from './status/upstream-health.js';
+import { RecentErrors } from './status/recent-errors.js';
+import { StatusCollector, type StatusSources } from './status/collector.js';
+import { statusRoute } from './status/handler.js';
+import { Cluster } from './cluster/cluster.js';
+import { peerEndpoint } from './cluster/peer-endpoint.js';
 
 /** Least free space on the data directory's filesystem for /readyz to answer ready (a fill needs room). */
 const MIN_FREE_BYTES = 64 * 2 ** 20;
@@ -52,28 +59,53 @@ export interface MirrorParts {
   dispatcher: Agent;
   /** The global budget of transfer buffers. */
   budget: BufferBudget;
+  /** What the status page shows. */
+  status: StatusCollector;
+  /** Cluster mode's parts, when `cluster.advertise` is set. */
+  cluster?: Cluster;
 }
 
 /** Builds the parts of a mirror (no I/O: see Mirror.create for start-up). */
-export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: boolean; draining: () => boolean }): MirrorParts {
+export function wire(
+  config: MirrorConfig,
+  log: Logger,
+  opts: { processMetrics: boolean; draining: () => boolean; statusSources?: Pick<StatusSources, 'cache' | 'peers'> },
+): MirrorParts {
   const metrics = new Metrics({ defaultMetrics: opts.processMetrics });
   const layout = new Layout(config.dataDir);
   const blobStore = new BlobStore(layout, config.blobMemoryBytes, config.blobMemoryItemBytes);
   const manifestStore = new ManifestStore(layout, config.manifestMemoryBytes);
   const tagStore: TagStore = config.redisUrl ? new RedisTagStore(config.redisUrl, log) : new MemoryTagStore();
   const dispatcher = createDispatcher(config.upstreamTimeouts);
+  const health = new UpstreamHealth();
+  const recentErrors = new RecentErrors();
   const namespaces = new Namespaces(
-    config.upstreams.map((u) => new Upstream(u, { dispatcher, timeouts: config.upstreamTimeouts, metrics, log })),
+    config.upstreams.map((u) => new Upstream(u, { dispatcher, timeouts: config.upstreamTimeouts, metrics, log, observer: health })),
     config.defaultNamespace,
   );
   const slots = new Slots(config.fill.maxConcurrent, config.fill.queueTimeoutMs, (n) => metrics.fillQueueWaiting.set(n));
   const fills = new Fills({ store: blobStore, metrics, log, acquireSlot: () => slots.acquire(), abortWhenOrphaned: config.fill.abortWhenOrphaned });
   const manifests = new ManifestService({ store: manifestStore, metrics, log, maxBytes: config.maxManifestBytes, negativeTtlMs: config.negativeTtlMs });
-  const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs, negativeTtlMs: config.negativeTtlMs });
-  const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range });
+  const cluster = config.cluster.advertise && config.redisUrl
+    ? new Cluster({ redisUrl: config.redisUrl, advertise: config.cluster.advertise, token: config.cluster.token, redisTimeoutMs: config.redis.timeoutMs, bodyIdleMs: config.upstreamTimeouts.bodyIdleMs, metrics: metrics.cluster, log })
+    : undefined;
+  const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs, negativeTtlMs: config.negativeTtlMs, ...(cluster ? { gate: cluster.tagGate } : {}) });
+  const bandwidth = new Bandwidth(config.bandwidth);
+  const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range, bandwidth, ...(cluster ? { origins: cluster.origins } : {}) });
   const budget = new BufferBudget(config.limits.transferBufferBytes);
   const sender = new Sender({ budget, writeIdleMs: config.limits.writeIdleTimeoutMs });
   const referrers = new ReferrersService({ tags, metrics, log, ttlMs: config.tagTtlMs, maxBytes: config.maxManifestBytes });
+  const status = new StatusCollector({
+    metrics,
+    health,
+    errors: recentErrors,
+    upstreams: config.upstreams.map((u) => ({ namespace: u.namespace, url: u.url, bandwidth: config.bandwidth.perUpstream[u.namespace] ?? 0 })),
+    fills: () => fills.snapshot(),
+    disk: async () => checkSpace(layout.root),
+    bandwidth: config.bandwidth.overall,
+    // Cache totals and peers come from the durable index and the cluster once they exist.
+    ...opts.statusSources,
+  });
   const pipeline: PipelineDeps = {
     routes: {
       manifest: manifestHandler({ manifests, tags, metrics }),
@@ -84,7 +116,10 @@ export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: 
     namespaces,
     metrics,
     log,
+    ...(cluster ? { internal: peerEndpoint({ blobs, sender, metrics: metrics.cluster, token: config.cluster.token }) } : {}),
     draining: opts.draining,
+    status: statusRoute(status),
+    onError: (e) => recentErrors.add(e),
     readiness: new ReadinessCheck({
       draining: opts.draining,
       space: () => checkSpace(layout.root),
@@ -92,5 +127,5 @@ export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: 
       minFreeBytes: MIN_FREE_BYTES,
     }),
   };
-  return { config, log, metrics, layout, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher, budget };
+  return { config, log, metrics, layout, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher, budget, status, ...(cluster ? { cluster } : {}) };
 }

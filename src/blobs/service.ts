@@ -18,6 +18,7 @@ import { MemorySource } from '../body/memory-source.js';
 import { FileSource } from '../body/file-source.js';
 import { StreamSource } from '../body/stream-source.js';
 import type { Fills } from '../fill/fills.js';
+import type { FillBody, FillOrigin } from '../fill/blob-fill.js';
 import type { BlobStore } from '../store/blobs.js';
 import { formatRangeHeader, parseRangeSpecs } from '../range/parse.js';
 import { isWholeFromZero, selectRanges, type Selection } from '../range/select.js';
@@ -25,7 +26,8 @@ import { upstreamParts } from '../range/upstream-parts.js';
 import type { RangeConfig } from '../config/types.js';
 import type { Upstream } from '../upstream/client.js';
 import type { Metrics } from '../metrics.js';
-import { blobOrigin, remoteBlobSize, remoteExact, remoteRange } from './remote.js';
+import type { Bandwidth } from '../upstream/bandwidth.js';
+import { blobOrigin, blobOriginFrom, remoteBlobSize, remoteExact, remoteRange } from './remote.js';
 
 /** Where an answer's bytes come from. */
 export type BlobOrigin = 'cache' | 'fill' | 'upstream';
@@ -58,12 +60,38 @@ export interface BlobStat {
   cache: BlobCache;
 }
 
+/** The upstream side of one blob, as a {@link FillOriginChooser} sees it. */
+export interface UpstreamFillSource {
+  /** The whole blob. */
+  whole: FillOrigin;
+  /** The blob from byte `start` to its end (a Range where the upstream allows, else its whole body skipped to `start`). */
+  from(start: number, signal: AbortSignal): Promise<FillBody>;
+}
+
+/** Where one new fill reads from, and what to do when it has ended (committed, or failed with `err`). */
+export interface FillPlan {
+  origin: FillOrigin;
+  done?(err: Error | undefined): void | Promise<void>;
+}
+
+/** Chooses the origin of new fills (cluster mode: a peer mirror, or the upstream under a lease). */
+export interface FillOriginChooser {
+  choose(digest: Digest, upstream: UpstreamFillSource): FillPlan;
+}
+
+/** A blob request answered only from what this mirror holds (the peer endpoint): never the upstream. */
+export type LocalBlobRequest = Pick<BlobRequest, 'digest' | 'range' | 'ifRange'>;
+
 /** What the blob service needs. */
 export interface BlobServiceDeps {
   store: BlobStore;
   fills: Fills;
   metrics: Metrics;
   range: RangeConfig;
+  /** Upstream bandwidth limits (absent: unlimited). */
+  bandwidth?: Bandwidth;
+  /** Origins of new fills; default: the request's upstream. */
+  origins?: FillOriginChooser;
 }
 
 export class BlobService {
@@ -83,7 +111,42 @@ export class BlobService {
 
   /** The bytes to answer `req` with. The caller sends them and the sender releases the source. */
   async open(req: BlobRequest): Promise<BlobAnswer> {
-    const { store, fills, range } = this.deps;
+    const { fills, range } = this.deps;
+    const d = req.digest;
+    const cached = await this.fromCache(req);
+    if (cached) return cached;
+    const wantsRange = req.range !== undefined && !isWholeFromZero(req.range) && this.ifRangeHolds(req);
+    if (!fills.get(d) && wantsRange && !range.fillOnMiss) {
+      const miss = await this.rangeMiss(req, req.range!);
+      if (miss) return miss;
+    }
+    return this.fromFill(req);
+  }
+
+  /**
+   * What this mirror holds of the blob, committed or being filled; undefined when neither. Never goes
+   * upstream nor starts a fill (the peer endpoint: a peer's request must not cost the upstream anything).
+   */
+  async openLocal(req: LocalBlobRequest): Promise<BlobAnswer | undefined> {
+    const cached = await this.fromCache(req);
+    if (cached) return cached;
+    const fill = this.deps.fills.get(req.digest);
+    if (!fill) return undefined;
+    const source = fill.reader();
+    try {
+      await fill.ready;
+      const selection: Selection = fill.size === undefined ? { kind: 'whole' } : this.select(req, fill.size);
+      return { source, selection, origin: 'fill', cache: 'joined' };
+    } catch {
+      // The fill failed before its first byte: this mirror has nothing to offer.
+      source.release();
+      return undefined;
+    }
+  }
+
+  /** The committed blob (memory or file), if cached. */
+  private async fromCache(req: LocalBlobRequest): Promise<BlobAnswer | undefined> {
+    const { store } = this.deps;
     const d = req.digest;
     const hot = store.fromMemory(d);
     if (hot) return this.cached(req, new MemorySource(hot));
@@ -103,23 +166,33 @@ export class BlobService {
         }
       } else return this.cached(req, new FileSource(blob.handle, blob.size));
     }
-    const wantsRange = req.range !== undefined && !isWholeFromZero(req.range) && this.ifRangeHolds(req);
-    if (!fills.get(d) && wantsRange && !range.fillOnMiss) {
-      const miss = await this.rangeMiss(req, req.range!);
-      if (miss) return miss;
+    return undefined;
+  }
+
+  /** Joins the fill of `req`'s blob or starts one from the origin the chooser picks (default: the upstream). */
+  private obtainFill(req: BlobRequest): ReturnType<Fills['obtain']> {
+    const { fills, origins } = this.deps;
+    const { upstream, repository, digest: d } = req;
+    const whole = blobOrigin(upstream, repository, d, this.deps.bandwidth?.forUpstream(upstream.namespace));
+    if (!origins || fills.get(d)) return fills.obtain(d, whole, upstream.namespace);
+    const plan = origins.choose(d, { whole, from: blobOriginFrom(upstream, repository, d) });
+    const got = fills.obtain(d, plan.origin, upstream.namespace);
+    if (!got.joined && plan.done) {
+      const done = plan.done.bind(plan);
+      got.fill.finished.then(() => done(undefined), (err: Error) => done(err));
     }
-    return this.fromFill(req);
+    return got;
   }
 
   private ifRangeHolds(req: BlobRequest): boolean {
     return req.ifRange === undefined || req.ifRange.trim() === `"${req.digest.value}"`;
   }
 
-  private select(req: BlobRequest, size: number): Selection {
+  private select(req: LocalBlobRequest, size: number): Selection {
     return selectRanges(req.range, req.ifRange, `"${req.digest.value}"`, size, this.deps.range);
   }
 
-  private cached(req: BlobRequest, source: BodySource): BlobAnswer {
+  private cached(req: LocalBlobRequest, source: BodySource): BlobAnswer {
     this.deps.metrics.hits.inc({ kind: 'blob' });
     try {
       return { source, selection: this.select(req, source.size!), origin: 'cache', cache: 'hit' };
@@ -131,7 +204,7 @@ export class BlobService {
 
   private async fromFill(req: BlobRequest, retried = false): Promise<BlobAnswer> {
     const ns = req.upstream.namespace;
-    const { fill, joined } = this.deps.fills.obtain(req.digest, blobOrigin(req.upstream, req.repository, req.digest), ns);
+    const { fill, joined } = this.obtainFill(req);
     // Attach in the same tick as the join, so the fill's file stays open for this request whatever happens next.
     const source = fill.reader();
     if (!retried) this.deps.metrics.misses.inc({ kind: 'blob' });
@@ -157,7 +230,7 @@ export class BlobService {
       return;
     }
     this.rangeMisses.delete(req.digest.value);
-    const { fill } = this.deps.fills.obtain(req.digest, blobOrigin(req.upstream, req.repository, req.digest), req.upstream.namespace);
+    const { fill } = this.obtainFill(req);
     this.deps.metrics.backgroundFills.inc({ reason: 'range-misses' });
     fill.finished.catch(() => undefined);
   }
@@ -171,9 +244,10 @@ export class BlobService {
     this.noteRangeMiss(req);
     const abort = new AbortController();
     const onBytes = (n: number) => metrics.rangeUpstreamBytes.inc(n);
+    const shaper = this.deps.bandwidth?.forUpstream(upstream.namespace);
     if (specs.specs.length === 1) {
       metrics.misses.inc({ kind: 'blob' });
-      const got = await remoteRange(upstream, repository, d, formatRangeHeader(specs.specs), abort.signal, onBytes);
+      const got = await remoteRange(upstream, repository, d, formatRangeHeader(specs.specs), abort.signal, onBytes, shaper);
       const source = StreamSource.of(got.body, got.range.start, got.size, () => abort.abort());
       return { source, selection: { kind: 'single', range: got.range }, origin: 'upstream', cache: 'range-miss' };
     }
@@ -183,7 +257,7 @@ export class BlobService {
     const selection = this.select(req, size);
     if (selection.kind === 'whole') return undefined;
     metrics.misses.inc({ kind: 'blob' });
-    const fetchExact = (start: number, end: number, signal: AbortSignal) => remoteExact(upstream, repository, d, start, end, signal, onBytes);
+    const fetchExact = (start: number, end: number, signal: AbortSignal) => remoteExact(upstream, repository, d, start, end, signal, onBytes, shaper);
     if (selection.kind === 'single') {
       const source = new StreamSource(size, (_i, start, end) => fetchExact(start, end, abort.signal), () => abort.abort());
       await source.select(0, selection.range.start, selection.range.end);

@@ -22,6 +22,8 @@ Options (flags override REGMIRROR_* environment variables, which override the co
                                                                 (REGMIRROR_TAG_TTL)
   --redis URL            keep tag metadata in Redis (redis://host:port) instead of memory
                                                                 (REGMIRROR_REDIS_URL)
+  --advertise URL        cluster mode (needs --redis): the URL other mirrors reach this one at
+                                                                (REGMIRROR_ADVERTISE)
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent [info]
                                                                 (REGMIRROR_LOG_LEVEL)
   -h, --help             show this help
@@ -46,6 +48,7 @@ export function parseCommand(argv: string[]): Command {
       'data-dir': { type: 'string' },
       'tag-ttl': { type: 'string' },
       redis: { type: 'string' },
+      advertise: { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
@@ -63,6 +66,7 @@ export function parseCommand(argv: string[]): Command {
   if (values['data-dir'] !== undefined) input.dataDir = values['data-dir'];
   if (values['tag-ttl'] !== undefined) input.tagTtl = values['tag-ttl'];
   if (values.redis !== undefined) input.redis = values.redis;
+  if (values.advertise !== undefined) input.cluster = { advertise: values.advertise };
   if (values['log-level'] !== undefined) input.logLevel = values['log-level'];
   return { kind: 'serve', ...(values.config !== undefined ? { config: values.config } : {}), input };
 }

@@ -32,5 +32,7 @@ export function defaultConfig(): MirrorConfig {
     isolateNamespaces: false,
     trust: { allowRedirectHosts: [], allowPrivateRedirects: false },
     redis: { timeoutMs: 250, breaker: { failureThreshold: 3, cooldownMs: 5_000 } },
+    bandwidth: { overall: 0, perUpstream: {} },
+    cluster: {},
   };
 }

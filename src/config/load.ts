@@ -10,7 +10,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { defaultConfig } from './defaults.js';
-import { ConfigError, bool, duration, int, mapping, num, size, str, strList } from './check.js';
+import { ConfigError, bool, describe, duration, int, mapping, num, size, str, strList } from './check.js';
+import { parseRate } from './rate.js';
 import { resolveUpstreams } from './upstream-spec.js';
 import type { Credentials, MirrorConfig } from './types.js';
 
@@ -37,6 +38,12 @@ export interface RedisInput {
   url?: string;
   timeout?: string | number;
   breaker?: { failures?: number; cooldown?: string | number };
+}
+
+/** `cluster:` as a source states it. */
+export interface ClusterInput {
+  advertise?: string;
+  token?: string;
 }
 
 /** Settings as one source states them, before validation. Every field is optional. */
@@ -72,6 +79,11 @@ export interface ConfigInput {
   isolateNamespaces?: boolean;
   limits?: LimitsInput;
   trust?: TrustInput;
+  /** Overall upstream bandwidth cap, e.g. `50MB/s` (default unlimited). */
+  maxBandwidth?: string | number;
+  /** Bandwidth caps of single upstreams by namespace, e.g. `{docker.io: 20MB/s}`. */
+  upstreamBandwidth?: Record<string, string | number>;
+  cluster?: ClusterInput;
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -127,6 +139,36 @@ function hostList(v: unknown, key: string): string[] {
   });
 }
 
+function rateValue(v: unknown, key: string): number {
+  if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(key, `expected a rate such as 50MB/s, got ${describe(v)}`);
+  try {
+    return parseRate(v);
+  } catch (err) {
+    throw new ConfigError(key, (err as Error).message);
+  }
+}
+
+/** `upstreamBandwidth`: namespace → rate (namespaces are checked against the upstreams in buildConfig). */
+function rateMap(v: unknown, key: string): Record<string, number> {
+  const m = mapping(v, key);
+  return Object.fromEntries(Object.entries(m).map(([ns, r]) => [ns, rateValue(r, `${key}.${ns}`)]));
+}
+
+/** `cluster.advertise`: an http(s) base URL without a path, as the other mirrors reach this one. */
+function advertiseValue(v: unknown, key: string): string {
+  const raw = str(v, key).trim();
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(key, `invalid URL ${JSON.stringify(raw)}: expected http://HOST:PORT`);
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || (u.pathname !== '/' && u.pathname !== '') || u.search || u.username) {
+    throw new ConfigError(key, `expected http://HOST:PORT (no path, query or credentials), got ${JSON.stringify(raw)}`);
+  }
+  return `${u.protocol}//${u.host}`;
+}
+
 /** One setting: where it lives (dotted path), how its value is checked, where it goes. */
 interface Setting {
   path: string;
@@ -175,6 +217,10 @@ const SETTINGS: readonly Setting[] = [
   setting('limits.shutdownTimeout', duration, (c, v) => (c.limits.shutdownTimeoutMs = v)),
   setting('trust.allowRedirectHosts', hostList, (c, v) => (c.trust.allowRedirectHosts = v)),
   setting('trust.allowPrivateRedirects', bool, (c, v) => (c.trust.allowPrivateRedirects = v)),
+  setting('maxBandwidth', rateValue, (c, v) => (c.bandwidth.overall = v)),
+  setting('upstreamBandwidth', rateMap, (c, v) => (c.bandwidth.perUpstream = v)),
+  setting('cluster.advertise', advertiseValue, (c, v) => (c.cluster.advertise = v)),
+  setting('cluster.token', str, (c, v) => (c.cluster.token = v)),
 ];
 
 /** A client limit of 0 would switch the protection off (Node reads 0 as "no timeout"): refuse it. */
@@ -318,6 +364,9 @@ const ENV_VARS: ReadonlyArray<[string, string, 'string' | 'int' | 'bool']> = [
   ['REGMIRROR_MAX_CONNECTIONS', 'limits.maxConnections', 'int'],
   ['REGMIRROR_TRANSFER_BUFFER_BUDGET', 'limits.transferBufferBudget', 'string'],
   ['REGMIRROR_SHUTDOWN_TIMEOUT', 'limits.shutdownTimeout', 'string'],
+  ['REGMIRROR_MAX_BANDWIDTH', 'maxBandwidth', 'string'],
+  ['REGMIRROR_ADVERTISE', 'cluster.advertise', 'string'],
+  ['REGMIRROR_CLUSTER_TOKEN', 'cluster.token', 'string'],
 ];
 
 function setAt(target: Record<string, unknown>, path: string, value: unknown): void {
@@ -376,5 +425,10 @@ export function buildConfig(...layers: ConfigInput[]): MirrorConfig {
     if (!u) throw new ConfigError(`credentials.${ns}`, `credentials given for ${ns}, which is not a configured upstream (${c.upstreams.map((x) => x.namespace).join(', ')})`);
     u.credentials = creds[ns]!;
   }
+  for (const ns of Object.keys(c.bandwidth.perUpstream)) {
+    if (!c.upstreams.some((x) => x.namespace === ns)) throw new ConfigError(`upstreamBandwidth.${ns}`, `a limit given for ${ns}, which is not a configured upstream (${c.upstreams.map((x) => x.namespace).join(', ')})`);
+  }
+  if (c.cluster.advertise !== undefined && !c.redisUrl) throw new ConfigError('cluster.advertise', 'cluster mode coordinates through Redis: set redis.url (--redis) as well');
+  if (c.cluster.token !== undefined && c.cluster.advertise === undefined) throw new ConfigError('cluster.token', 'a cluster token without cluster.advertise (--advertise) does nothing');
   return c;
 }

@@ -140,6 +140,31 @@ export interface RedisPolicy {
   breaker: RedisBreaker;
 }
 
+/**
+ * Upstream bandwidth limits, bytes per second; 0 means unlimited (the default). They shape the bytes of
+ * blob transfers from upstreams (fills and range misses), never answers from the cache.
+ */
+export interface BandwidthConfig {
+  /** Cap across every upstream together. YAML `maxBandwidth: 50MB/s`, env `REGMIRROR_MAX_BANDWIDTH`. */
+  overall: number;
+  /** Caps of single upstreams by namespace, within the overall one. YAML `upstreamBandwidth: {docker.io: 20MB/s}`. */
+  perUpstream: Record<string, number>;
+}
+
+/** A fleet of mirrors sharing fills through Redis (issue 11). YAML `cluster: {advertise, token}`. */
+export interface ClusterConfig {
+  /**
+   * The URL at which the other mirrors reach this one (e.g. `http://10.0.0.5:5000`); setting it turns
+   * cluster mode on and needs `redis.url`. YAML `cluster.advertise`, env `REGMIRROR_ADVERTISE`, flag `--advertise`.
+   */
+  advertise?: string;
+  /**
+   * A shared secret that mirror-to-mirror requests carry as `Authorization: Bearer`; without it the peer
+   * endpoint is open to anyone who can reach it. YAML `cluster.token`, env `REGMIRROR_CLUSTER_TOKEN`.
+   */
+  token?: string;
+}
+
 /** A resolved mirror configuration. */
 export interface MirrorConfig {
   /** Listen address. */
@@ -186,4 +211,8 @@ export interface MirrorConfig {
   trust: TrustPolicy;
   /** Redis command deadline and breaker (YAML `redis: {url, timeout, breaker}`). */
   redis: RedisPolicy;
+  /** Upstream bandwidth limits (YAML `maxBandwidth`, `upstreamBandwidth`). */
+  bandwidth: BandwidthConfig;
+  /** Cluster mode (YAML `cluster`): on when `cluster.advertise` is set. */
+  cluster: ClusterConfig;
 }

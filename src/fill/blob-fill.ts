@@ -70,6 +70,8 @@ export class BlobFill extends EventEmitter {
   /** Resolves once the blob is verified and committed; rejects when the fill fails. */
   readonly finished: Promise<void>;
   readonly startedAt = performance.now();
+  /** Requests that joined this fill after it started (the table counts them, the status page shows them). */
+  joiners = 0;
 
   private handle: FileHandle | undefined;
   /** Set once the disk failed: bytes [0, diskEnd) are in the temp file, later ones only in {@link window}. */
@@ -282,6 +284,11 @@ export class BlobFill extends EventEmitter {
         if (this.diskEnd !== undefined) this.trim();
       },
     } satisfies BodySource;
+  }
+
+  /** Requests reading this fill now. */
+  get readerCount(): number {
+    return this.readers;
   }
 
   private attach(): void {

@@ -5,7 +5,24 @@
  * failures at once (the next request starts afresh).
  */
 import type { Digest } from '../oci/digest.js';
-import { BlobFill, type FillDeps, type FillOrigin } from './blob-fill.js';
+import { BlobFill, type FillDeps, type FillOrigin, type FillState } from './blob-fill.js';
+
+/** One fill in flight as the status page shows it (a copy: reading it changes nothing). */
+export interface FillSnapshot {
+  digest: string;
+  /** The upstream namespace it reads from. */
+  namespace: string;
+  state: FillState;
+  /** Bytes written to the temp file so far. */
+  written: number;
+  /** Bytes the upstream announced, when known. */
+  size: number | null;
+  /** Requests reading it now. */
+  readers: number;
+  /** Requests that joined it after it started. */
+  joiners: number;
+  elapsedMs: number;
+}
 
 export class Fills {
   private readonly inflight = new Map<string, BlobFill>();
@@ -22,6 +39,7 @@ export class Fills {
   obtain(digest: Digest, origin: FillOrigin, namespace: string): { fill: BlobFill; joined: boolean } {
     const running = this.get(digest);
     if (running) {
+      running.joiners++;
       this.deps.metrics.fillJoiners.inc();
       this.deps.metrics.coalesced.inc({ kind: 'blob' });
       return { fill: running, joined: true };
@@ -49,6 +67,21 @@ export class Fills {
     clearTimeout(timer);
     if (timedOut) for (const f of all) f.cancel();
     await done;
+  }
+
+  /** The fills in flight now, oldest first. Read-only. */
+  snapshot(): FillSnapshot[] {
+    const now = performance.now();
+    return [...this.inflight.values()].map((f) => ({
+      digest: f.digest.value,
+      namespace: f.namespace,
+      state: f.state,
+      written: f.written,
+      size: f.size ?? null,
+      readers: f.readerCount,
+      joiners: f.joiners,
+      elapsedMs: Math.round(now - f.startedAt),
+    }));
   }
 
   /** Fills running now. */

@@ -1,5 +1,5 @@
 /**
- * The request pipeline: request id and logging, `/metrics`, `/healthz` and `/readyz`, route, upstream selection
+ * The request pipeline: request id and logging, `/metrics`, `/healthz`, `/readyz` and the status page (`/`, `/status.json`), route, upstream selection
  * (containerd's `?ns=`, a registry-host path prefix, else the default), grammar checks, handler, errors.
  */
 import { randomBytes } from 'node:crypto';
@@ -30,8 +30,14 @@ export interface PipelineDeps {
   metrics: Metrics;
   log: Logger;
   readiness: ReadinessCheck;
+  /** Mirror-internal endpoints under `/_regmirror/` (cluster mode's peer endpoint), answered before the registry routes. */
+  internal?: (ctx: RequestContext, path: string) => Promise<void>;
   /** True once the mirror is draining: every answer closes its connection. */
   draining: () => boolean;
+  /** `GET /` (the status page) and `GET /status.json`; absent: both are 404. */
+  status?: (ctx: RequestContext, what: 'page' | 'json') => Promise<void>;
+  /** Told about every failed request (the status page's recent errors). */
+  onError?: (e: { status: number; code?: string | undefined; reason?: string | undefined; method: string; url: string }) => void;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -67,6 +73,7 @@ function onResponseClose(this: TrackedResponse): void {
   const status = this.statusCode;
   deps.metrics.requests.inc({ kind: ctx.kind, method: ctx.req.method ?? '-', status: String(status) });
   deps.metrics.requestDuration.observe({ kind: ctx.kind, cache: ctx.cache }, ms / 1000);
+  if (deps.onError && (status >= 400 || ctx.failure)) deps.onError({ status, code: ctx.failure?.code, reason: ctx.failure?.reason, method: ctx.req.method ?? '-', url: ctx.req.url ?? '/' });
   if ((ctx.kind !== 'other' || status >= 400) && deps.log.isLevelEnabled('info')) {
     const path = ctx.req.url ?? '/';
     const f = ctx.failure;
@@ -117,6 +124,14 @@ export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res:
       if (path === '/readyz' && (req.method === 'GET' || req.method === 'HEAD')) {
         const r = await deps.readiness.check();
         sendBuffer(ctx, r.ready ? 200 : 503, Buffer.from(`${JSON.stringify({ status: r.status, ...r.detail })}\n`), { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        return;
+      }
+      if ((path === '/' || path === '/status.json') && deps.status && (req.method === 'GET' || req.method === 'HEAD')) {
+        await deps.status(ctx, path === '/' ? 'page' : 'json');
+        return;
+      }
+      if (deps.internal && path.startsWith('/_regmirror/')) {
+        await deps.internal(ctx, path);
         return;
       }
       await dispatch(deps, ctx, parseRoute(path));

@@ -18,6 +18,7 @@ import { NegativeCache } from '../manifests/negative.js';
 import { SingleFlight } from '../fill/flight.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
+import type { RevalidationGate } from '../cluster/tag-gate.js';
 
 /** How a tag was answered. */
 export type TagCache = 'hit' | 'revalidated' | 'miss' | 'stale';
@@ -41,6 +42,8 @@ export interface TagServiceDeps {
   revalidateMs: number;
   /** How long an upstream 404 for a tag is remembered, ms (0: not at all). */
   negativeTtlMs: number;
+  /** Cluster mode: one revalidation per tag per TTL across the fleet (others wait for its answer). */
+  gate?: RevalidationGate;
 }
 
 /** After a failed revalidation, stale answers are given without asking the upstream for this long (at most the TTL). */
@@ -95,6 +98,23 @@ export class TagService {
   }
 
   private async revalidate(upstream: Upstream, key: TagKey, accept: AcceptSet, entry: TagEntry | undefined, flightKey: string): Promise<TagAnswer> {
+    const { gate, store, ttlMs, revalidateMs } = this.deps;
+    if (!gate) return this.revalidateUpstream(upstream, key, accept, entry, flightKey);
+    const theirs = await gate.before(flightKey, () => store.get(key, accept.key), (e) => Date.now() - e.checkedAt < ttlMs, revalidateMs);
+    const d = theirs && parseDigest(theirs.digest);
+    if (d) {
+      // Another mirror of the cluster revalidated while we waited: its answer, no HEAD of ours.
+      const { manifest } = await this.deps.manifests.byDigest(upstream, key.repository, d);
+      return { manifest, cache: entry?.digest === manifest.digest ? 'revalidated' : 'miss' };
+    }
+    try {
+      return await this.revalidateUpstream(upstream, key, accept, entry, flightKey);
+    } finally {
+      await gate.after(flightKey);
+    }
+  }
+
+  private async revalidateUpstream(upstream: Upstream, key: TagKey, accept: AcceptSet, entry: TagEntry | undefined, flightKey: string): Promise<TagAnswer> {
     const { deps } = this;
     const { repository, tag } = key;
     const res = await upstream.request({

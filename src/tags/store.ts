@@ -3,6 +3,9 @@
  * in Redis when configured (so that several mirror replicas share revalidation).
  */
 import { LRUCache } from 'lru-cache';
+import { tagKeyString, type TagKey } from '../oci/tag.js';
+
+export { tagKeyString, type TagKey };
 
 /** What a tag resolved to for one Accept set, and when the upstream last confirmed it. */
 export interface TagEntry {
@@ -13,12 +16,6 @@ export interface TagEntry {
   checkedAt: number;
 }
 
-/** Identifies a tag: upstream namespace, upstream repository name, tag. */
-export interface TagKey {
-  namespace: string;
-  repository: string;
-  tag: string;
-}
 
 /** Where tag entries live. Implementations must not throw for a missing entry. */
 export interface TagStore {
@@ -32,10 +29,6 @@ export interface TagStore {
   degraded?(): boolean;
 }
 
-/** The storage key of a tag. */
-export function tagKeyString(k: TagKey): string {
-  return `${k.namespace}/${k.repository}:${k.tag}`;
-}
 
 /** Tag entries in process memory, bounded by count. */
 export class MemoryTagStore implements TagStore {

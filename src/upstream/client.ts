@@ -11,6 +11,7 @@ import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
 import { UpstreamAuth } from './auth.js';
 import { errorForUpstreamStatus, type UpstreamKind } from './status.js';
+import type { UpstreamObserver } from './observer.js';
 
 /** Redirect hops followed before giving up (containerd uses 10 as well). */
 export const MAX_REDIRECTS = 10;
@@ -47,6 +48,8 @@ export interface UpstreamDeps {
   timeouts: UpstreamTimeouts;
   metrics: Metrics;
   log: Logger;
+  /** Told about every answer and transport failure (the status page's upstream health). */
+  observer?: UpstreamObserver;
 }
 
 /** Creates the keep-alive dispatcher shared by all upstreams. */
@@ -107,9 +110,11 @@ export class Upstream {
       metrics.upstreamRequests.inc({ upstream: this.namespace, kind, method, status: String(res.statusCode) });
       // Docker Hub reports the pull budget on every answer, HEAD included (which costs no pull).
       metrics.observeRateLimit(this.namespace, res.headers);
+      this.deps.observer?.answered(this.namespace, kind, res.statusCode, res.headers);
       return res;
     } catch (err) {
       metrics.upstreamRequests.inc({ upstream: this.namespace, kind, method, status: 'error' });
+      this.deps.observer?.failed(this.namespace, kind, err);
       if (signal?.aborted) {
         const reason: unknown = signal.reason;
         // A deadline of the mirror's own (AbortSignal.timeout) is an unavailable upstream; a client that left is not.

@@ -65,6 +65,13 @@ describe('a full disk', () => {
     assert.equal(await m.metric('regmirror_uncached_pulls_total', { reason: 'disk' }), 1, 'one fill, served uncached, counted');
     const left = (await filesUnder(dataDir)).filter((f) => !f.endsWith('/filler') && !f.endsWith('regmirror.lock'));
     assert.deepEqual(left, [], 'no blob and no temp file left on the full disk');
+    const { statfsSync } = await import('node:fs');
+    const used = () => {
+      const st = statfsSync(dataDir);
+      return (st.blocks - st.bfree) * st.bsize;
+    };
+    for (let i = 0; i < 50 && used() > 62 * 2 ** 20; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(used() <= 62 * 2 ** 20, `the temp file's space was given back (${(used() / 2 ** 20).toFixed(1)} MiB used, 60 MiB of it the filler)`);
     assert.ok(relay.stats().requests <= 2, `one upstream fetch for both clients (${relay.stats().requests} relay requests)`);
 
     // Space comes back: the next pull caches the blob without any intervention.
