@@ -21,7 +21,10 @@ import { Namespaces } from './upstream/namespaces.js';
 import { Bandwidth } from './upstream/bandwidth.js';
 import { blobHandler } from './http/handlers/blob.js';
 import { manifestHandler } from './http/handlers/manifest.js';
-import { passthroughHandlers } from './http/handlers/passthrough.js';
+import { tagsListHandler } from './http/handlers/tags-list.js';
+import { referrersHandler } from './http/handlers/referrers.js';
+import { TagListService } from './tags/list.js';
+import { ReferrersService } from './tags/referrers.js';
 import type { PipelineDeps } from './http/server.js';
 import { BufferBudget } from './body/buffer-budget.js';
 import { ReadinessCheck } from './http/readiness.js';
@@ -100,16 +103,16 @@ export function wire(
     reserve: (bytes) => cache.evictor.reserve(bytes),
     afterCommit: () => void cache.evictor.check(),
   });
-  const manifests = new ManifestService({ store: manifestStore, metrics, log, maxBytes: config.maxManifestBytes });
+  const manifests = new ManifestService({ store: manifestStore, metrics, log, maxBytes: config.maxManifestBytes, negativeTtlMs: config.negativeTtlMs });
   const cluster = config.cluster.advertise && config.redisUrl
     ? new Cluster({ redisUrl: config.redisUrl, advertise: config.cluster.advertise, token: config.cluster.token, redisTimeoutMs: config.redis.timeoutMs, bodyIdleMs: config.upstreamTimeouts.bodyIdleMs, metrics: metrics.cluster, log })
     : undefined;
-  const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs, ...(cluster ? { gate: cluster.tagGate } : {}) });
+  const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs, negativeTtlMs: config.negativeTtlMs, ...(cluster ? { gate: cluster.tagGate } : {}) });
   const bandwidth = new Bandwidth(config.bandwidth);
   const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range, bandwidth, ...(cluster ? { origins: cluster.origins } : {}) });
   const budget = new BufferBudget(config.limits.transferBufferBytes);
   const sender = new Sender({ budget, writeIdleMs: config.limits.writeIdleTimeoutMs });
-  const passthrough = passthroughHandlers({ metrics });
+  const referrers = new ReferrersService({ tags, metrics, log, ttlMs: config.tagTtlMs, maxBytes: config.maxManifestBytes });
   const status = new StatusCollector({
     metrics,
     health,
@@ -125,8 +128,8 @@ export function wire(
     routes: {
       manifest: manifestHandler({ manifests, tags, metrics }),
       blob: blobHandler({ blobs, sender, metrics }),
-      tagsList: passthrough.tagsList,
-      referrers: passthrough.referrers,
+      tagsList: tagsListHandler({ tagLists: new TagListService({ metrics }), metrics }),
+      referrers: referrersHandler({ referrers, metrics }),
     },
     namespaces,
     metrics,

@@ -21,8 +21,10 @@ export function sendError(ctx: RequestContext, err: unknown): void {
   for (const name of SUCCESS_HEADERS) res.removeHeader(name);
   for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
   if (e.status === 401 && !res.hasHeader('www-authenticate')) res.setHeader('www-authenticate', 'Basic realm="regmirror"');
-  res.setHeader('content-type', 'application/json');
-  if (ctx.head) {
+  // A bodiless answer (416, a path outside the API, a bad query) has no Content-Type to announce.
+  if (body === undefined) res.removeHeader('content-type');
+  else res.setHeader('content-type', 'application/json');
+  if (ctx.head || body === undefined) {
     res.setHeader('content-length', '0');
     res.end();
   } else {

@@ -5,8 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { MirrorResponse } from './response.js';
-import { NotFound, Unsupported } from '../oci/errors.js';
-import { checkName } from '../oci/names.js';
+import { InvalidInput, NotFound, Unsupported } from '../oci/errors.js';
+import { checkName, MAX_NAME_LENGTH } from '../oci/names.js';
 import type { Namespaces } from '../upstream/namespaces.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
@@ -202,5 +202,8 @@ export function resolveRepository(namespaces: Namespaces, ctx: RequestContext, n
   }
   checkName(clientName);
   ctx.res.base?.push('oci-namespace', upstream.namespace);
-  return Object.assign(ctx, { upstream, clientName, repository: upstream.repository(clientName), via });
+  const repository = upstream.repository(clientName);
+  // `library/` can push a valid name over the limit: no such repository can exist upstream, so it is not asked.
+  if (repository.length > MAX_NAME_LENGTH) throw new InvalidInput('name', 'repository name too long', { name: repository.slice(0, 300) });
+  return Object.assign(ctx, { upstream, clientName, repository, via });
 }

@@ -1,16 +1,19 @@
 /**
  * Manifests by digest: from the store (memory, then disk), else fetched from the upstream once
- * (concurrent requests share the fetch), verified against the digest that was asked for, stored. Like
- * distribution's proxyManifestStore: a local store, a remote, and the policy between them.
+ * (concurrent requests share the fetch), verified against the digest that was asked for, stored. An
+ * upstream 404 is remembered for a few seconds per (upstream, repository, digest), so retry storms stay
+ * off the upstream. Like distribution's proxyManifestStore: a local store, a remote, and the policy
+ * between them.
  */
 import { digestOf, parseDigest, type Digest } from '../oci/digest.js';
-import { DiskError, MirrorError, UpstreamUnavailable, VerificationFailed } from '../oci/errors.js';
+import { DiskError, MirrorError, NotFound, UpstreamUnavailable, VerificationFailed } from '../oci/errors.js';
 import { MANIFEST_TYPES, upstreamAccept, type AcceptSet } from '../oci/accept.js';
 import type { ManifestStore, StoredManifest } from '../store/manifests.js';
 import { contentLength, type Upstream, type UpstreamResponse } from '../upstream/client.js';
 import { SingleFlight } from '../fill/flight.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
+import { NegativeCache } from './negative.js';
 
 /** Accept sent when fetching by digest: the bytes are fixed, so every manifest type is welcome. */
 const DIGEST_ACCEPT = [...MANIFEST_TYPES, '*/*'].join(', ');
@@ -22,6 +25,8 @@ export interface ManifestServiceDeps {
   log: Logger;
   /** Largest manifest accepted from an upstream, bytes. */
   maxBytes: number;
+  /** How long an upstream 404 for a digest is remembered, ms (0: not at all). */
+  negativeTtlMs: number;
 }
 
 /** The media type of an upstream manifest answer (Content-Type without parameters, else the JSON's mediaType). */
@@ -45,8 +50,12 @@ export function headerDigest(value: string | string[] | undefined): Digest | und
 
 export class ManifestService {
   private readonly flights = new SingleFlight<StoredManifest>();
+  /** Upstream 404s by (upstream, repository, digest). */
+  private readonly missing: NegativeCache;
 
-  constructor(private readonly deps: ManifestServiceDeps) {}
+  constructor(private readonly deps: ManifestServiceDeps) {
+    this.missing = new NegativeCache(deps.negativeTtlMs);
+  }
 
   /** A manifest held in memory, without any I/O. */
   peek(d: Digest): StoredManifest | undefined {
@@ -65,13 +74,21 @@ export class ManifestService {
   async byDigest(upstream: Upstream, repository: string, d: Digest): Promise<{ manifest: StoredManifest; hit: boolean }> {
     const cached = this.deps.store.peek(d) ?? (await this.deps.store.get(d));
     if (cached) return { manifest: cached, hit: true };
+    const missingKey = `${upstream.namespace}\u0000${repository}\u0000${d.value}`;
+    const known404 = this.missing.recall(missingKey);
+    if (known404) throw known404;
     const manifest = await this.flights.run(
       d.value,
       async () => {
         const again = await this.deps.store.get(d);
         if (again) return again;
         const res = await upstream.request({ kind: 'manifest', method: 'GET', repository, path: `/v2/${repository}/manifests/${d.value}`, headers: { accept: DIGEST_ACCEPT } });
-        if (res.status !== 200) throw await upstream.error(res, 'manifest');
+        if (res.status !== 200) {
+          const err = await upstream.error(res, 'manifest');
+          // Remembered under the key of the request that asked (joiners from other repositories do not inherit it).
+          if (err instanceof NotFound) this.missing.remember(missingKey, err);
+          throw err;
+        }
         const bytes = await this.readBody(res, upstream);
         return this.storeVerified(d, manifestMediaType(res.headers['content-type'], bytes), bytes, upstream);
       },

@@ -2,17 +2,19 @@
  * Tags: tag → digest per (upstream, repository, tag, Accept class). Within the TTL the answer costs no
  * upstream request; after it, one HEAD revalidates (concurrent requests share it; an unchanged digest
  * costs no GET). When the upstream is down, throttling or failing, the last known manifest is served
- * (stale-if-error) with a `Warning: 299` header; an upstream 404 is passed on. Like distribution's
- * proxyTagService: remote first, local on failure.
+ * (stale-if-error) with a `Warning: 299` header; an upstream 404 is passed on and remembered for a few
+ * seconds per (upstream, repository, tag, Accept class), so client retries stay off the upstream. Like
+ * distribution's proxyTagService: remote first, local on failure.
  */
 import { LRUCache } from 'lru-cache';
 import { parseDigest } from '../oci/digest.js';
-import { isUpstreamOutage } from '../oci/errors.js';
+import { isUpstreamOutage, NotFound } from '../oci/errors.js';
 import { accepts, upstreamAccept, type AcceptSet } from '../oci/accept.js';
 import type { StoredManifest } from '../store/manifests.js';
 import { tagKeyString, type TagEntry, type TagKey, type TagStore } from './store.js';
 import type { Upstream } from '../upstream/client.js';
 import { headerDigest, type ManifestService } from '../manifests/service.js';
+import { NegativeCache } from '../manifests/negative.js';
 import { SingleFlight } from '../fill/flight.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
@@ -38,6 +40,8 @@ export interface TagServiceDeps {
   ttlMs: number;
   /** Deadline of a revalidation HEAD; past it the last known answer is served stale, ms. */
   revalidateMs: number;
+  /** How long an upstream 404 for a tag is remembered, ms (0: not at all). */
+  negativeTtlMs: number;
   /** Cluster mode: one revalidation per tag per TTL across the fleet (others wait for its answer). */
   gate?: RevalidationGate;
 }
@@ -49,8 +53,12 @@ export class TagService {
   private readonly flights = new SingleFlight<TagAnswer>();
   /** Tag keys whose last revalidation failed, with the reason: answered stale without asking again for a short while. */
   private readonly outages = new LRUCache<string, string>({ max: 10_000, ttlAutopurge: false });
+  /** Upstream 404s by tag key and Accept class. */
+  private readonly missing: NegativeCache;
 
-  constructor(private readonly deps: TagServiceDeps) {}
+  constructor(private readonly deps: TagServiceDeps) {
+    this.missing = new NegativeCache(deps.negativeTtlMs);
+  }
 
   /** Resolves a tag for a client with the given Accept set. */
   async resolve(upstream: Upstream, repository: string, tag: string, accept: AcceptSet): Promise<TagAnswer> {
@@ -65,6 +73,8 @@ export class TagService {
       }
     }
     const flightKey = `${tagKeyString(key)}\u0000${accept.key}`;
+    const known404 = this.missing.recall(flightKey);
+    if (known404) throw known404;
     const outage = this.outages.get(flightKey);
     if (outage) {
       const stale = await this.staleAnswer(key, accept, entry, outage);
@@ -77,6 +87,7 @@ export class TagService {
         () => deps.metrics.coalesced.inc({ kind: 'tag' }),
       );
     } catch (err) {
+      if (err instanceof NotFound) this.missing.remember(flightKey, err);
       if (!isUpstreamOutage(err)) throw err;
       const reason = err.kind === 'upstream-throttled' ? 'TOOMANYREQUESTS' : 'UNAVAILABLE';
       this.outages.set(flightKey, reason, { ttl: Math.max(1, Math.min(OUTAGE_BACKOFF_MS, deps.ttlMs)) });
@@ -126,6 +137,7 @@ export class TagService {
     deps.metrics.tagRevalidations.inc({ result: unchanged ? 'unchanged' : entry ? 'changed' : 'new' });
     await deps.store.set(key, accept.key, { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length, checkedAt: Date.now() });
     this.outages.delete(flightKey);
+    this.missing.forget(flightKey);
     return { manifest, cache: unchanged ? 'revalidated' : 'miss' };
   }
 

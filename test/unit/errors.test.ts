@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ERROR_TABLE, RegistryError, toRegistryError } from '../../src/http/registry-errors.js';
-import { isUpstreamOutage } from '../../src/oci/errors.js';
+import { InvalidInput, isUpstreamOutage, NotFound, RangeUnsatisfiable } from '../../src/oci/errors.js';
 import { errorForUpstreamStatus as domainError, type UpstreamKind } from '../../src/upstream/status.js';
 
 /** What the client gets for an upstream answer: the domain error, mapped at the edge. */
@@ -9,9 +9,9 @@ const errorForUpstreamStatus = (status: number, kind: UpstreamKind, ns: string, 
 import { parseChallenges } from '../../src/upstream/challenge.js';
 
 test('the error table carries the spec statuses', () => {
-  const expect: Record<string, number> = { BLOB_UNKNOWN: 404, MANIFEST_UNKNOWN: 404, NAME_UNKNOWN: 404, NAME_INVALID: 400, DIGEST_INVALID: 400, MANIFEST_INVALID: 400, UNAUTHORIZED: 401, DENIED: 403, UNSUPPORTED: 405, TOOMANYREQUESTS: 429, UNAVAILABLE: 503, RANGE_INVALID: 416 };
+  const expect: Record<string, number> = { BLOB_UNKNOWN: 404, MANIFEST_UNKNOWN: 404, NAME_UNKNOWN: 404, NAME_INVALID: 400, DIGEST_INVALID: 400, MANIFEST_INVALID: 400, UNAUTHORIZED: 401, DENIED: 403, UNSUPPORTED: 405, TOOMANYREQUESTS: 429, UNAVAILABLE: 503 };
   for (const [code, status] of Object.entries(expect)) assert.equal(ERROR_TABLE[code as keyof typeof ERROR_TABLE].status, status, code);
-  const body = JSON.parse(new RegistryError('BLOB_UNKNOWN', ERROR_TABLE.BLOB_UNKNOWN.message, { digest: 'x' }).body()) as { errors: Array<{ code: string; detail: unknown }> };
+  const body = JSON.parse(new RegistryError('BLOB_UNKNOWN', ERROR_TABLE.BLOB_UNKNOWN.message, { digest: 'x' }).body()!) as { errors: Array<{ code: string; detail: unknown }> };
   assert.equal(body.errors[0]?.code, 'BLOB_UNKNOWN');
   assert.deepEqual(body.errors[0]?.detail, { digest: 'x' });
 });
@@ -45,4 +45,43 @@ test('WWW-Authenticate challenges', () => {
   assert.equal(two[1]?.params.scope, 'repository:127.0.0.1:5000/a/b:pull,push');
   assert.deepEqual(parseChallenges(undefined), []);
   assert.equal(parseChallenges('Bearer realm="a\\"b"')[0]?.params.realm, 'a"b');
+});
+
+/** distribution-spec v1.1.1 "Error Codes": the codes a 4XX JSON body may carry (code-1 … code-14). */
+const SPEC_CODES = ['BLOB_UNKNOWN', 'BLOB_UPLOAD_INVALID', 'BLOB_UPLOAD_UNKNOWN', 'DIGEST_INVALID', 'MANIFEST_BLOB_UNKNOWN', 'MANIFEST_INVALID', 'MANIFEST_UNKNOWN', 'NAME_INVALID', 'NAME_UNKNOWN', 'SIZE_INVALID', 'UNAUTHORIZED', 'DENIED', 'UNSUPPORTED', 'TOOMANYREQUESTS'];
+
+test('every 4XX code with a body is one of the spec table; only 503 carries UNAVAILABLE', () => {
+  for (const [code, { status }] of Object.entries(ERROR_TABLE)) {
+    if (status < 500) assert.ok(SPEC_CODES.includes(code), `${code} (${status}) is not a spec code`);
+    else assert.equal(code, 'UNAVAILABLE');
+  }
+});
+
+test('where no spec code fits, the answer has a status and no body', () => {
+  const range = toRegistryError(new RangeUnsatisfiable(1234));
+  assert.equal(range.status, 416);
+  assert.equal(range.body(), undefined);
+  assert.equal(range.headers['content-range'], 'bytes */1234');
+  const route = toRegistryError(new NotFound('route', 'not found'));
+  assert.equal(route.status, 404);
+  assert.equal(route.body(), undefined);
+  for (const field of ['pagination', 'header'] as const) {
+    const e = toRegistryError(new InvalidInput(field, 'bad'));
+    assert.equal(e.status, 400, field);
+    assert.equal(e.body(), undefined, field);
+  }
+  const tag = toRegistryError(new InvalidInput('tag', 'invalid tag'));
+  assert.equal(tag.status, 404, 'an invalid tag names no manifest: 404');
+  assert.equal(tag.code, 'MANIFEST_UNKNOWN');
+  assert.equal((JSON.parse(tag.body()!) as { errors: Array<{ code: string }> }).errors[0]?.code, 'MANIFEST_UNKNOWN');
+  assert.equal(toRegistryError(new Error('bug')).code, 'UNAVAILABLE');
+});
+
+test('upstream 400s with non-spec codes map to spec answers', () => {
+  const tag = errorForUpstreamStatus(400, 'manifest', 'docker.io', '{"errors":[{"code":"TAG_INVALID","message":"x"}]}');
+  assert.equal(tag.status, 404);
+  assert.equal(tag.code, 'MANIFEST_UNKNOWN');
+  const page = errorForUpstreamStatus(400, 'tags', 'docker.io', '{"errors":[{"code":"PAGINATION_NUMBER_INVALID"}]}');
+  assert.equal(page.status, 400);
+  assert.equal(page.body(), undefined);
 });

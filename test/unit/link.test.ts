@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rewriteLink } from '../../src/http/handlers/passthrough.js';
+import { rewriteLink } from '../../src/http/handlers/links.js';
 import type { RepoContext } from '../../src/http/context.js';
 
 function ctx(clientName: string, via: RepoContext['via']): RepoContext {
