@@ -83,5 +83,6 @@ export class Mirror {
     });
     await this.parts.tagStore.close();
     await this.parts.dispatcher.close().catch(() => undefined);
+    await Promise.all(this.parts.namespaces.all().map((u) => u.close()));
   }
 }

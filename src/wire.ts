@@ -51,7 +51,7 @@ export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: 
   const tagStore: TagStore = config.redisUrl ? new RedisTagStore(config.redisUrl, log) : new MemoryTagStore();
   const dispatcher = createDispatcher(config.upstreamTimeouts);
   const namespaces = new Namespaces(
-    config.upstreams.map((u) => new Upstream(u, { dispatcher, timeouts: config.upstreamTimeouts, metrics, log })),
+    config.upstreams.map((u) => new Upstream(u, { dispatcher, timeouts: config.upstreamTimeouts, trust: config.trust, metrics, log })),
     config.defaultNamespace,
   );
   const slots = new Slots(config.fill.maxConcurrent, config.fill.queueTimeoutMs, (n) => metrics.fillQueueWaiting.set(n));
