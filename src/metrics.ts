@@ -35,6 +35,9 @@ export class Metrics {
   readonly rangeRequests: Counter<'source' | 'parts'>;
   readonly rangeParts: Counter<'source'>;
   readonly rangeUpstreamBytes: Counter;
+  readonly redisErrors: Counter<'op'>;
+  readonly redisUp: Gauge;
+  readonly redisOperationDuration: Histogram<'op'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -61,6 +64,9 @@ export class Metrics {
     this.rangeRequests = new Counter({ name: `${p}range_requests_total`, help: 'Range requests by source and single/multi', labelNames: ['source', 'parts'], registers });
     this.rangeParts = new Counter({ name: `${p}range_parts_total`, help: 'Parts served in range answers', labelNames: ['source'], registers });
     this.rangeUpstreamBytes = new Counter({ name: `${p}range_upstream_bytes_total`, help: 'Bytes read from upstreams to answer range requests', registers });
+    this.redisErrors = new Counter({ name: `${p}redis_errors_total`, help: 'Redis commands that failed or missed their deadline, by operation', labelNames: ['op'], registers });
+    this.redisUp = new Gauge({ name: `${p}redis_up`, help: '1 when Redis is connected and its breaker is closed; 0 while tags take the local path', registers });
+    this.redisOperationDuration = new Histogram({ name: `${p}redis_operation_duration_seconds`, help: 'Redis command duration, by operation', labelNames: ['op'], buckets: DURATION_BUCKETS, registers });
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: p });
   }
 }

@@ -48,7 +48,9 @@ export function wire(config: MirrorConfig, log: Logger, opts: { processMetrics: 
   const layout = new Layout(config.dataDir);
   const blobStore = new BlobStore(layout, config.blobMemoryBytes, config.blobMemoryItemBytes);
   const manifestStore = new ManifestStore(layout, config.manifestMemoryBytes);
-  const tagStore: TagStore = config.redisUrl ? new RedisTagStore(config.redisUrl, log) : new MemoryTagStore();
+  const tagStore: TagStore = config.redisUrl
+    ? new RedisTagStore({ url: config.redisUrl, policy: config.redis, log, metrics, local: new MemoryTagStore() })
+    : new MemoryTagStore();
   const dispatcher = createDispatcher(config.upstreamTimeouts);
   const namespaces = new Namespaces(
     config.upstreams.map((u) => new Upstream(u, { dispatcher, timeouts: config.upstreamTimeouts, trust: config.trust, metrics, log })),
