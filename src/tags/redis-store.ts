@@ -63,6 +63,8 @@ export class RedisTagStore implements TagStore {
   private readonly log: Logger;
   private readonly metrics: Metrics;
   private readonly cooldownMs: number;
+  /** True once this connection outage has been logged. */
+  private connectionLogged = false;
   /** Keys whose last Redis read failed: their next write goes to the local copy only. */
   private readonly readFailed = new LRUCache<string, true>({ max: 10_000 });
 
@@ -82,9 +84,16 @@ export class RedisTagStore implements TagStore {
       retryStrategy: (times) => Math.min(times * 200, 2000),
     });
     this.breaker = new Breaker(policy.breaker, (to, from, cause) => this.changed(to, from, cause));
-    // Connection errors repeat on every reconnect attempt: the breaker's state changes are what gets logged.
-    this.redis.on('error', (err: Error) => this.log.debug({ err: err.message }, 'redis connection error'));
-    this.redis.on('ready', () => this.updateUp());
+    // Connection errors repeat on every reconnect attempt: the first of an outage is logged, the rest at debug.
+    this.redis.on('error', (err: Error) => {
+      if (this.connectionLogged) return this.log.debug({ err: err.message }, 'redis connection error');
+      this.connectionLogged = true;
+      this.log.warn({ err: err.message }, 'redis error: cannot reach Redis (reconnecting; further connection errors are not logged until it is back)');
+    });
+    this.redis.on('ready', () => {
+      this.connectionLogged = false;
+      this.updateUp();
+    });
     this.redis.on('close', () => this.updateUp());
     this.updateUp();
   }
@@ -152,7 +161,10 @@ export class RedisTagStore implements TagStore {
       return this.local.get(key, acceptKey);
     }
     this.readFailed.delete(tagKeyString(key));
-    return raw ? parseEntry(raw) : undefined;
+    const entry = raw ? parseEntry(raw) : undefined;
+    // What this process read from Redis it knows too: kept locally for the next outage.
+    if (entry) await this.local.set(key, acceptKey, entry);
+    return entry;
   }
 
   async all(key: TagKey): Promise<Map<string, TagEntry>> {
