@@ -24,6 +24,9 @@ import { MemoryTagStore, tagKeyString, type TagEntry, type TagKey, type TagStore
 /** Tag hashes expire when unused this long (stale-if-error needs old entries; not forever). */
 const RETENTION_SECONDS = 30 * 24 * 3600;
 
+/** While Redis cannot be reached, a reminder line at most this often. */
+const CONNECTION_LOG_INTERVAL_MS = 10_000;
+
 /** Redis operations, as metric labels. */
 type Op = 'get' | 'all' | 'set';
 
@@ -63,8 +66,8 @@ export class RedisTagStore implements TagStore {
   private readonly log: Logger;
   private readonly metrics: Metrics;
   private readonly cooldownMs: number;
-  /** True once this connection outage has been logged. */
-  private connectionLogged = false;
+  /** When this connection outage was last logged (0: not in an outage). */
+  private connectionLoggedAt = 0;
   /** Keys whose last Redis read failed: their next write goes to the local copy only. */
   private readonly readFailed = new LRUCache<string, true>({ max: 10_000 });
 
@@ -84,14 +87,17 @@ export class RedisTagStore implements TagStore {
       retryStrategy: (times) => Math.min(times * 200, 2000),
     });
     this.breaker = new Breaker(policy.breaker, (to, from, cause) => this.changed(to, from, cause));
-    // Connection errors repeat on every reconnect attempt: the first of an outage is logged, the rest at debug.
+    // Connection errors repeat on every reconnect attempt: the first of an outage is logged, then a
+    // reminder at most every CONNECTION_LOG_INTERVAL_MS, the rest at debug.
     this.redis.on('error', (err: Error) => {
-      if (this.connectionLogged) return this.log.debug({ err: err.message }, 'redis connection error');
-      this.connectionLogged = true;
-      this.log.warn({ err: err.message }, 'redis error: cannot reach Redis (reconnecting; further connection errors are not logged until it is back)');
+      const now = Date.now();
+      if (now - this.connectionLoggedAt < CONNECTION_LOG_INTERVAL_MS) return this.log.debug({ err: err.message }, 'redis connection error');
+      const first = this.connectionLoggedAt === 0;
+      this.connectionLoggedAt = now;
+      this.log.warn({ err: err.message }, first ? 'redis error: cannot reach Redis; reconnecting' : 'redis error: still cannot reach Redis; reconnecting');
     });
     this.redis.on('ready', () => {
-      this.connectionLogged = false;
+      this.connectionLoggedAt = 0;
       this.updateUp();
     });
     this.redis.on('close', () => this.updateUp());
