@@ -178,7 +178,9 @@ export class Mirror {
     await this.parts.fills.settle(Math.max(0, deadline - Date.now()));
     await this.parts.cluster?.stop();
     await this.parts.tagStore.close();
+    await this.closeCache();
     await this.parts.dispatcher.close().catch(() => undefined);
+    await Promise.all(this.parts.namespaces.all().map((u) => u.close()));
     await this.lock?.release();
   }
 
@@ -195,6 +197,7 @@ export class Mirror {
       await this.parts.tagStore.close();
       await this.closeCache();
       await this.parts.dispatcher.close().catch(() => undefined);
+      await Promise.all(this.parts.namespaces.all().map((u) => u.close()));
       await this.lock?.release();
     })();
     return this.draining;

@@ -85,12 +85,14 @@ export function wire(
   const blobStore = new BlobStore(layout, config.blobMemoryBytes, config.blobMemoryItemBytes, cache.index);
   const manifestStore = new ManifestStore(layout, config.manifestMemoryBytes, cache.index);
   // Tag answers survive restarts in the index; with Redis they are shared through it as well.
-  const tagStore: TagStore = config.redisUrl ? new RedisTagStore(config.redisUrl, log) : new IndexTagStore(cache.index);
+  const tagStore: TagStore = config.redisUrl
+    ? new RedisTagStore({ url: config.redisUrl, policy: config.redis, log, metrics, local: new IndexTagStore(cache.index) })
+    : new IndexTagStore(cache.index);
   const dispatcher = createDispatcher(config.upstreamTimeouts);
   const health = new UpstreamHealth();
   const recentErrors = new RecentErrors();
   const namespaces = new Namespaces(
-    config.upstreams.map((u) => new Upstream(u, { dispatcher, timeouts: config.upstreamTimeouts, metrics, log, observer: health })),
+    config.upstreams.map((u) => new Upstream(u, { dispatcher, timeouts: config.upstreamTimeouts, trust: config.trust, metrics, log, observer: health })),
     config.defaultNamespace,
   );
   const slots = new Slots(config.fill.maxConcurrent, config.fill.queueTimeoutMs, (n) => metrics.fillQueueWaiting.set(n));

@@ -19,6 +19,19 @@ interface CachedToken {
 
 type Scheme = { type: 'bearer'; realm: string; service: string | undefined } | { type: 'basic' };
 
+/** Where the mirror's own credentials may go. */
+export interface RealmPolicy {
+  /**
+   * True when Basic credentials may be sent to this token realm. The client allows https realms and
+   * realms on the upstream's own host; any other realm (plain http elsewhere) gets an anonymous token
+   * request, so a challenge cannot make the mirror send its password in the clear to a host it never
+   * configured.
+   */
+  credentialsAllowed(realm: URL): boolean;
+  /** Called once per realm whose token requests go without credentials. */
+  onWithheld?(realm: URL): void;
+}
+
 /** Seconds a token is assumed valid when the server does not say (distribution token spec). */
 const DEFAULT_EXPIRES_IN = 60;
 
@@ -27,11 +40,14 @@ export class UpstreamAuth {
   private readonly tokens = new LRUCache<string, CachedToken>({ max: 10_000 });
   private readonly repoScopes = new LRUCache<string, string>({ max: 10_000 });
   private readonly inflight = new Map<string, Promise<CachedToken>>();
+  /** Realms (origins) already reported as getting no credentials. */
+  private readonly withheld = new Set<string>();
 
   constructor(
     private readonly namespace: string,
     private readonly credentials: Credentials | undefined,
     private readonly fetchToken: TokenFetcher,
+    private readonly realms: RealmPolicy = { credentialsAllowed: (realm) => realm.protocol === 'https:' },
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -102,7 +118,11 @@ export class UpstreamAuth {
     for (const s of scope.split(' ').filter(Boolean)) url.searchParams.append('scope', s);
     const headers: Record<string, string> = { accept: 'application/json' };
     const basic = this.basic();
-    if (basic) headers.authorization = basic;
+    if (basic && this.realms.credentialsAllowed(url)) headers.authorization = basic;
+    else if (basic && !this.withheld.has(url.origin)) {
+      if (this.withheld.size < 1000) this.withheld.add(url.origin);
+      this.realms.onWithheld?.(url);
+    }
     const started = this.now();
     const res = await this.fetchToken(url, headers);
     if (res.status !== 200) throw errorForUpstreamStatus(res.status, 'token', this.namespace, res.body);

@@ -2,8 +2,18 @@
  * One upstream registry: sends requests with keep-alive (undici), authenticates (see auth.ts),
  * follows redirects by hand (never carrying Authorization to another origin), asks for identity
  * encoding so bytes match their digest, and turns transport failures into {@link UpstreamUnavailable}.
+ *
+ * Every host the upstream names — a redirect's Location, a token realm elsewhere — is reached through
+ * a second dispatcher whose connector applies the trust policy (trust.ts) to the addresses it connects
+ * to. The redirect loop stays our own rather than undici's `interceptors.redirect`: that interceptor has
+ * no per-hop hook (so no refusal with a reason, no log line naming the refused host), hides hops from
+ * the per-request metrics, answers the last 3xx as if final when hops run out, and would send the
+ * first hop through the unpoliced dispatcher's pools; the policy itself does live in undici's parts
+ * (a custom `connect` built with `buildConnector` and a checking `lookup`).
  */
 import { Agent, request, type Dispatcher } from 'undici';
+import type { TrustPolicy } from '../config/types.js';
+import { addressRefusal, UpstreamTrust } from './trust.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import { UpstreamUnavailable, type MirrorError } from '../oci/errors.js';
 import type { UpstreamConfig, UpstreamTimeouts } from '../config/types.js';
@@ -46,6 +56,8 @@ export interface UpstreamResponse {
 export interface UpstreamDeps {
   dispatcher: Dispatcher;
   timeouts: UpstreamTimeouts;
+  /** Where the upstream may send the mirror (redirect targets, token realms on other hosts). */
+  trust: TrustPolicy;
   metrics: Metrics;
   log: Logger;
   /** Told about every answer and transport failure (the status page's upstream health). */
@@ -53,9 +65,10 @@ export interface UpstreamDeps {
 }
 
 /** Creates the keep-alive dispatcher shared by all upstreams. */
-export function createDispatcher(timeouts: UpstreamTimeouts): Agent {
+export function createDispatcher(timeouts: UpstreamTimeouts, trust?: UpstreamTrust): Agent {
+  const connect = { timeout: timeouts.connectMs };
   return new Agent({
-    connect: { timeout: timeouts.connectMs },
+    connect: trust ? trust.connector(connect) : connect,
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 600_000,
     headersTimeout: timeouts.headersMs,
@@ -81,11 +94,24 @@ export class Upstream {
   readonly namespace: string;
   private readonly base: URL;
   private readonly auth: UpstreamAuth;
+  private readonly trust: UpstreamTrust;
+  /** For hosts the upstream names (redirect targets, token realms elsewhere): connects only where {@link trust} allows. */
+  private readonly named: Agent;
 
   constructor(readonly config: UpstreamConfig, private readonly deps: UpstreamDeps) {
     this.namespace = config.namespace;
     this.base = new URL(config.url);
-    this.auth = new UpstreamAuth(config.namespace, config.credentials, (url, headers) => this.tokenRequest(url, headers));
+    this.trust = new UpstreamTrust(this.base, deps.trust);
+    this.named = createDispatcher(deps.timeouts, this.trust);
+    this.auth = new UpstreamAuth(config.namespace, config.credentials, (url, headers) => this.tokenRequest(url, headers), {
+      credentialsAllowed: (realm) => realm.protocol === 'https:' || this.trust.isUpstreamHost(realm),
+      onWithheld: (realm) => deps.log.warn({ upstream: this.namespace, realm: realm.origin }, 'token realm is neither https nor on the upstream host; asking it for a token without credentials'),
+    });
+  }
+
+  /** Releases the connections to hosts the upstream named. */
+  async close(): Promise<void> {
+    await this.named.close().catch(() => undefined);
   }
 
   /** The upstream's name for a repository the client asked for (Docker Hub: `alpine` → `library/alpine`). */
@@ -102,7 +128,8 @@ export class Upstream {
     const { metrics } = this.deps;
     try {
       const res = await request(url, {
-        dispatcher: this.deps.dispatcher,
+        // The configured upstream origin is trusted as configured; anything else it names goes through the policy.
+        dispatcher: url.origin === this.base.origin ? this.deps.dispatcher : this.named,
         method,
         headers,
         ...(signal ? { signal } : {}),
@@ -122,6 +149,12 @@ export class Upstream {
           throw new UpstreamUnavailable('the upstream registry did not answer in time', { upstream: this.namespace, reason: 'timeout', cause: err });
         }
         throw err;
+      }
+      const refused = addressRefusal(err);
+      if (refused) {
+        // Name the host, never the path or query: presigned URLs carry secrets.
+        this.deps.log.warn({ upstream: this.namespace, host: refused.host, address: refused.address, class: refused.addressClass }, 'refused a host the upstream named: not a trusted address');
+        throw new UpstreamUnavailable('the upstream sent the mirror to an address it does not trust', { upstream: this.namespace, reason: 'redirect-refused', detail: { host: refused.host }, cause: err });
       }
       const e = err as Error & { code?: string };
       throw new UpstreamUnavailable('the upstream registry is unreachable', { upstream: this.namespace, reason: e.code ?? 'transport', detail: { error: e.code ?? e.message }, cause: err });
@@ -157,7 +190,11 @@ export class Upstream {
         } catch {
           throw new UpstreamUnavailable('the upstream sent an invalid redirect', { upstream: this.namespace, reason: 'invalid-redirect' });
         }
-        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UpstreamUnavailable('the upstream redirected to an unsupported scheme', { upstream: this.namespace, reason: 'redirect-scheme' });
+        const why = this.trust.refuseScheme(url);
+        if (why) {
+          this.deps.log.warn({ upstream: this.namespace, scheme: url.protocol, host: url.host }, 'refused a redirect: not http(s)');
+          throw new UpstreamUnavailable('the upstream redirected to an unsupported scheme', { upstream: this.namespace, reason: 'redirect-refused', detail: { why } });
+        }
         continue;
       }
       return { status, headers: res.headers, body: res.body, url: url.href };

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { cleanupAll, delay, requireCommands } from '../harness/proc.js';
 import { startRegistry, type Registry } from '../harness/registry.js';
 import { makeImage, pushImageHttp, type GeneratedImage } from '../harness/oci.js';
-import { startRedis, type RedisServer } from '../harness/redis.js';
+import { redisCommand, startRedis, type RedisServer, type RespValue } from '../harness/redis.js';
 import { http } from '../helpers/http.js';
 import { metricValue, startChild, type ChildMirror } from './fault-child.js';
 
@@ -67,8 +67,17 @@ describe('redis faults', () => {
     return ms.sort((a, b) => a - b);
   }
 
+  /** The Redis tag hashes of t0..t39, as raw replies (to see whether anything was written). */
+  async function tagHashes(): Promise<string> {
+    const replies: RespValue[] = [];
+    for (let i = 0; i < 40; i++) replies.push(await redisCommand(redis.url, 'HGETALL', `regmirror:tag:docker.io/library/rt:t${i}`));
+    return JSON.stringify(replies);
+  }
+
   test('SIGSTOP: tag requests do not wait on Redis each time, a handful of log lines, the state is a metric', { timeout: 120_000 }, async () => {
     const from = child.proc.lineCount;
+    const hashesBefore = await tagHashes();
+    assert.match(hashesBefore, /checkedAt/, 'the warm-up wrote the tags to Redis');
     process.kill(redis.proc.pid, 'SIGSTOP');
     await delay(1200); // every tag is past its TTL
     const ms = await timedTags(60);
@@ -77,6 +86,8 @@ describe('redis faults', () => {
     const lines = redisLines(child, from);
     const metrics = await child.metrics();
     process.kill(redis.proc.pid, 'SIGCONT');
+    // Every request revalidated (TTL 1 s) while Redis failed; none of them may have written to Redis.
+    assert.equal(await tagHashes(), hashesBefore, 'a failed Redis read never leads to a Redis write');
     assert.ok(requests >= 10, `only ${requests} tag requests finished in 25 s with Redis stopped`);
     process.stdout.write(`# redis stopped: ${requests} requests, p50 ${p50.toFixed(0)} ms, p90 ${ms[Math.floor(ms.length * 0.9)]!.toFixed(0)} ms, ${lines.length} log lines about redis\n`);
     assert.ok(p50 < 750, `p50 ${p50.toFixed(0)} ms with Redis stopped (command deadline 250 ms, breaker after 3 failures)`);
@@ -94,5 +105,25 @@ describe('redis faults', () => {
     assert.ok(child.proc.running, 'the mirror is alive');
     assert.ok(ms[Math.floor(ms.length / 2)]! < 750, `p50 ${ms[Math.floor(ms.length / 2)]!.toFixed(0)} ms with Redis dead`);
     assert.ok(lines.length <= 10, `${lines.length} log lines about Redis for ${ms.length} requests`);
+    const metrics = await child.metrics();
+    assert.equal(metricValue(metrics, 'regmirror_redis_up'), 0, 'regmirror_redis_up is 0 with Redis dead');
+  });
+
+  test('SIGKILL and the upstream down: tags this process knew are still served, from its local copy', { timeout: 120_000 }, async () => {
+    await upstream.stop();
+    await delay(1200); // every tag is past its TTL, so each answer needs the upstream or the local copy
+    const from = child.proc.lineCount;
+    let stale = 0;
+    for (let i = 0; i < 40; i++) {
+      const r = await http(`${child.url}/v2/rt/manifests/t${i}`, { headers: { accept: img.manifestMediaType } });
+      assert.equal(r.status, 200, `tag t${i} with Redis and the upstream down: ${r.status}`);
+      assert.ok(r.body.equals(img.manifest));
+      if (String(r.headers.warning ?? '').startsWith('299')) stale++;
+    }
+    assert.equal(stale, 40, 'every answer is a stale answer (Warning: 299) from what the mirror knew');
+    const lines = redisLines(child, from);
+    process.stdout.write(`# redis and upstream down: 40 of 40 tags served stale, ${lines.length} log lines about redis\n`);
+    assert.ok(lines.length <= 10, `${lines.length} log lines about Redis`);
+    assert.ok(child.proc.running, 'the mirror is alive');
   });
 });
