@@ -119,20 +119,20 @@ export class Metrics {
     this.rangeParts = new Counter({ name: `${p}range_parts_total`, help: 'Parts served in range answers', labelNames: ['source'], registers });
     this.rangeUpstreamBytes = new Counter({ name: `${p}range_upstream_bytes_total`, help: 'Bytes read from upstreams to answer range requests', registers });
     this.backgroundFills = new Counter({ name: `${p}background_fills_total`, help: 'Whole-blob fills started by the mirror itself, by reason (range-misses: a blob read in pieces again and again)', labelNames: ['reason'], registers });
+    // Cache gauges are read from their sources at scrape time (see onCollect), not kept up per request; one
+    // scrape reads four of them, so the hooks run once per scrape, not once per gauge.
     const hooks = this.collectHooks;
-    this.cacheSize = new Gauge({
-      name: `${p}cache_size_bytes`,
-      help: 'Bytes held in the disk cache, by kind (blob, manifest)',
-      labelNames: ['kind'],
-      registers,
-      // Cache gauges are read from their sources at scrape time (see onCollect), not kept up per request.
-      async collect() {
+    let ran: Promise<void> | undefined;
+    const collect = async (): Promise<void> => {
+      ran ??= (async () => {
         for (const h of hooks) await h();
-      },
-    });
-    this.cacheObjects = new Gauge({ name: `${p}cache_objects`, help: 'Objects held in the disk cache, by kind (blob, manifest)', labelNames: ['kind'], registers });
-    this.cacheMaxSize = new Gauge({ name: `${p}cache_max_size_bytes`, help: 'The configured cap of the disk cache (0: no cap)', registers });
-    this.filesystemFree = new Gauge({ name: `${p}filesystem_free_bytes`, help: 'Bytes free on the filesystem of the data directory', registers });
+      })().finally(() => setTimeout(() => (ran = undefined), 100).unref());
+      await ran;
+    };
+    this.cacheSize = new Gauge({ name: `${p}cache_size_bytes`, help: 'Bytes held in the disk cache, by kind (blob, manifest)', labelNames: ['kind'], registers, collect });
+    this.cacheObjects = new Gauge({ name: `${p}cache_objects`, help: 'Objects held in the disk cache, by kind (blob, manifest)', labelNames: ['kind'], registers, collect });
+    this.cacheMaxSize = new Gauge({ name: `${p}cache_max_size_bytes`, help: 'The configured cap of the disk cache (0: no cap)', registers, collect });
+    this.filesystemFree = new Gauge({ name: `${p}filesystem_free_bytes`, help: 'Bytes free on the filesystem of the data directory', registers, collect });
     this.evictions = new Counter({ name: `${p}evictions_total`, help: 'Cache objects evicted, by reason (size, age, disk)', labelNames: ['reason'], registers });
     this.evictedBytes = new Counter({ name: `${p}evicted_bytes_total`, help: 'Bytes evicted from the cache, by reason', labelNames: ['reason'], registers });
     this.uncachedPulls = new Counter({ name: `${p}uncached_pulls_total`, help: 'Blobs passed through without being cached, by reason (disk full, too large, ...)', labelNames: ['reason'], registers });

@@ -14,6 +14,7 @@ import { MirrorResponse } from './http/response.js';
 import { wire, type MirrorParts } from './wire.js';
 import { DataDirLock } from './store/lock.js';
 import { reconcile } from './store/index/reconcile.js';
+import { pinImages } from './warm/pin.js';
 
 /** Options beyond the configuration, for embedding and tests. */
 export interface MirrorOptions {
@@ -115,20 +116,23 @@ export class Mirror {
       // containerd asks for docker.io images with ?ns=docker.io: without that namespace they get 404 and containerd quietly pulls from Docker Hub.
       this.log.warn({ namespaces: this.parts.namespaces.names() }, 'no upstream is named docker.io: containerd pulls of docker.io images (?ns=docker.io) get 404 and fall back to Docker Hub; name a Docker Hub stand-in with --upstream docker.io=URL');
     }
-    this.startBackground();
-    return { host: a.address, port: a.port, url: `http://${h}:${a.port}` };
+    const url = `http://${h}:${a.port}`;
+    this.startBackground(a.family === 'IPv6' && a.address === '::' ? `http://[::1]:${a.port}` : a.address === '0.0.0.0' ? `http://127.0.0.1:${a.port}` : url);
+    return { host: a.address, port: a.port, url };
   }
 
   private readonly background = new AbortController();
 
-  /** After listening: index and files are reconciled in the background (no wait at start, however large), then the cap is checked. */
-  private startBackground(): void {
+  /** After listening: index and files are reconciled in the background (no wait at start, however large), pins fetched, then the cap is checked. */
+  private startBackground(selfUrl: string): void {
     const { cache } = this.parts;
     const index = cache.maintainable;
     if (!index) return;
     void reconcile({ index, layout: this.parts.layout, signal: this.background.signal, log: this.log })
-      .then((report) => {
+      .then(async (report) => {
         this.log.info({ report }, 'cache index reconciled with the files');
+        // Pins go through the mirror itself: fetched (when missing), verified, then protected from eviction.
+        if (this.config.cache.pins.length > 0 && !this.background.signal.aborted) await pinImages(selfUrl, this.config.cache.pins, cache.index, this.log);
         return cache.evictor.check();
       })
       .catch((err: unknown) => {

@@ -89,6 +89,8 @@ export class Warmer {
   readonly blobs = new Map<string, BlobState>();
   /** Every image of the run, in the order started. */
   readonly images: ImageProgress[] = [];
+  /** Every manifest walked and verified, by digest (the mirror's pins are these and {@link blobs}). */
+  readonly manifestDigests = new Set<string>();
   private readonly now: () => number;
   private readonly t0: number;
 
@@ -227,6 +229,7 @@ export class Warmer {
     const got = `${digest.algorithm}:${createHash(digest.algorithm).update(a.bytes).digest('hex')}`;
     if (got !== digest.value) throw new WarmError('verify', `manifest ${where}: the mirror sent bytes hashing to ${got}`);
     result.manifests++;
+    this.manifestDigests.add(digest.value);
     const content = parseManifest(a.bytes, a.mediaType, where);
     if (content.kind === 'image') {
       if (platform) platforms.add(formatPlatform(platform));
