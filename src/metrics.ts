@@ -8,7 +8,6 @@
  * deploy/grafana/regmirror.json are written against these names (and tested against them).
  */
 import { Counter, Histogram, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { ClusterMetrics } from './cluster/metrics.js';
 
 /** Request-duration buckets (seconds): sub-millisecond cache hits up to minute-long cold pulls. */
 export const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -84,8 +83,6 @@ export class Metrics {
   readonly redisUp: Gauge;
   readonly redisOperationDuration: Histogram<'op'>;
   readonly clusterPeers: Gauge;
-  /** Cluster mode (`regmirror_cluster_*`). */
-  readonly cluster: ClusterMetrics;
 
   private readonly collectHooks: Array<() => Promise<void> | void> = [];
 
@@ -148,7 +145,6 @@ export class Metrics {
       this.misses.inc({ kind }, 0);
     }
     for (const source of ['cache', 'fill', 'upstream']) this.bytesServed.inc({ source }, 0);
-    this.cluster = new ClusterMetrics(this.registry);
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 

@@ -37,6 +37,7 @@ import { RecentErrors } from './status/recent-errors.js';
 import { StatusCollector, type StatusSources } from './status/collector.js';
 import { statusRoute } from './status/handler.js';
 import { Cluster } from './cluster/cluster.js';
+import { ClusterMetrics } from './cluster/metrics.js';
 import { peerEndpoint } from './cluster/peer-endpoint.js';
 
 /** Least free space on the data directory's filesystem for /readyz to answer ready (a fill needs room). */
@@ -106,8 +107,10 @@ export function wire(
     afterCommit: () => void cache.evictor.check(),
   });
   const manifests = new ManifestService({ store: manifestStore, metrics, log, maxBytes: config.maxManifestBytes, negativeTtlMs: config.negativeTtlMs });
+  // Cluster metrics are on the mirror's registry always (dashboards read them as 0 on a lone mirror).
+  const clusterMetrics = new ClusterMetrics(metrics.registry);
   const cluster = config.cluster.advertise && config.redisUrl
-    ? new Cluster({ redisUrl: config.redisUrl, advertise: config.cluster.advertise, token: config.cluster.token, redisTimeoutMs: config.redis.timeoutMs, bodyIdleMs: config.upstreamTimeouts.bodyIdleMs, metrics: metrics.cluster, log })
+    ? new Cluster({ redisUrl: config.redisUrl, advertise: config.cluster.advertise, token: config.cluster.token, redisTimeoutMs: config.redis.timeoutMs, bodyIdleMs: config.upstreamTimeouts.bodyIdleMs, metrics: clusterMetrics, log })
     : undefined;
   const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs, negativeTtlMs: config.negativeTtlMs, ...(cluster ? { gate: cluster.tagGate } : {}) });
   const bandwidth = new Bandwidth(config.bandwidth);
@@ -136,7 +139,7 @@ export function wire(
     namespaces,
     metrics,
     log,
-    ...(cluster ? { internal: peerEndpoint({ blobs, sender, metrics: metrics.cluster, token: config.cluster.token }) } : {}),
+    ...(cluster ? { internal: peerEndpoint({ blobs, sender, metrics: clusterMetrics, token: config.cluster.token }) } : {}),
     draining: opts.draining,
     status: statusRoute(status),
     onError: (e) => recentErrors.add(e),

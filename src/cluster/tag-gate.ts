@@ -7,6 +7,7 @@
  * itself, as without a cluster.
  */
 import type { TagEntry } from '../tags/store.js';
+import type { RevalidationGate } from '../tags/gate.js';
 import type { ClusterRedis } from './redis.js';
 import type { ClusterMetrics } from './metrics.js';
 import { DEL_IF_MINE } from './membership.js';
@@ -15,17 +16,6 @@ import { DEL_IF_MINE } from './membership.js';
 const POLL_MS = 50;
 
 const lockKey = (key: string) => `regmirror:cluster:reval:${key}`;
-
-/** What the tag service asks before and after a revalidation. */
-export interface RevalidationGate {
-  /**
-   * Before revalidating `key`: undefined → revalidate (this mirror holds the lock, or nobody can tell);
-   * an entry → another mirror revalidated meanwhile, use its answer.
-   */
-  before(key: string, reread: () => Promise<TagEntry | undefined>, fresh: (e: TagEntry) => boolean, deadlineMs: number): Promise<TagEntry | undefined>;
-  /** After a revalidation by this mirror (its answer is in the store): lets waiters go. */
-  after(key: string): Promise<void>;
-}
 
 export class ClusterTagGate implements RevalidationGate {
   private readonly held = new Set<string>();

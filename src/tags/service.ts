@@ -18,7 +18,7 @@ import { NegativeCache } from '../manifests/negative.js';
 import { SingleFlight } from '../fill/flight.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
-import type { RevalidationGate } from '../cluster/tag-gate.js';
+import type { RevalidationGate } from './gate.js';
 
 /** How a tag was answered. */
 export type TagCache = 'hit' | 'revalidated' | 'miss' | 'stale';
