@@ -180,6 +180,11 @@ export class Mirror {
       await closed;
     }
     await this.parts.fills.settle(Math.max(0, deadline - Date.now()));
+    await this.release();
+  }
+
+  /** Leaves the cluster, closes Redis, the index, upstream connections, and releases the data-dir lock. */
+  private async release(): Promise<void> {
     await this.parts.cluster?.stop();
     await this.parts.tagStore.close();
     await this.closeCache();
@@ -197,12 +202,7 @@ export class Mirror {
         this.server.closeIdleConnections();
         setTimeout(() => this.server.closeAllConnections(), 2000).unref();
       });
-      await this.parts.cluster?.stop();
-      await this.parts.tagStore.close();
-      await this.closeCache();
-      await this.parts.dispatcher.close().catch(() => undefined);
-      await Promise.all(this.parts.namespaces.all().map((u) => u.close()));
-      await this.lock?.release();
+      await this.release();
     })();
     return this.draining;
   }

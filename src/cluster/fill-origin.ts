@@ -17,7 +17,7 @@
  */
 import type { Digest } from '../oci/digest.js';
 import { VerificationFailed } from '../oci/errors.js';
-import type { FillBody, FillOrigin } from '../fill/blob-fill.js';
+import type { FillBody } from '../fill/blob-fill.js';
 import type { FillOriginChooser, FillPlan, UpstreamFillSource } from '../blobs/service.js';
 import type { Logger } from '../log.js';
 import type { ClusterMetrics } from './metrics.js';

@@ -6,10 +6,11 @@
  * between them.
  */
 import { digestOf, parseDigest, type Digest } from '../oci/digest.js';
-import { DiskError, MirrorError, NotFound, UpstreamUnavailable, VerificationFailed } from '../oci/errors.js';
+import { DiskError, NotFound, VerificationFailed } from '../oci/errors.js';
 import { MANIFEST_TYPES, upstreamAccept, type AcceptSet } from '../oci/accept.js';
 import type { ManifestStore, StoredManifest } from '../store/manifests.js';
 import { contentLength, type Upstream, type UpstreamResponse } from '../upstream/client.js';
+import { readBounded } from '../upstream/body.js';
 import { SingleFlight } from '../fill/flight.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
@@ -114,26 +115,8 @@ export class ManifestService {
       this.deps.metrics.verifyFailures.inc({ kind: 'manifest', reason: 'oversize' });
       return new VerificationFailed('manifest', 'oversize', 'the upstream manifest is too large', { upstream: upstream.namespace, limit: max });
     };
-    if (declared !== undefined && declared > max) {
-      res.body.destroy();
-      throw tooLarge();
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    try {
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).length;
-        if (size > max) {
-          res.body.destroy();
-          throw tooLarge();
-        }
-        chunks.push(chunk as Buffer);
-      }
-    } catch (err) {
-      if (err instanceof MirrorError) throw err;
-      throw new UpstreamUnavailable('the upstream manifest body failed', { upstream: upstream.namespace, reason: 'body', cause: err });
-    }
-    const bytes = Buffer.concat(chunks, size);
+    const bytes = await readBounded(res, upstream, { maxBytes: max, what: 'manifest', tooLarge });
+    const size = bytes.length;
     if (declared !== undefined && declared !== size) {
       this.deps.metrics.verifyFailures.inc({ kind: 'manifest', reason: 'short-body' });
       throw new VerificationFailed('manifest', 'short-body', 'the upstream manifest body is shorter than announced', { upstream: upstream.namespace });

@@ -3,38 +3,18 @@
  * upstream that sends more than the limit, or something that is not JSON, is an unusable upstream
  * answer (503), never a crash or an unbounded buffer.
  */
-import { MirrorError, UpstreamUnavailable } from '../oci/errors.js';
-import { contentLength, type Upstream, type UpstreamResponse } from '../upstream/client.js';
+import { UpstreamUnavailable } from '../oci/errors.js';
+import type { Upstream, UpstreamResponse } from '../upstream/client.js';
+import { readBounded } from '../upstream/body.js';
 import type { Metrics } from '../metrics.js';
 
 /** Reads and parses an upstream JSON body of at most `maxBytes`. `what` names it in errors (`tags list`). */
 export async function readUpstreamJson(res: UpstreamResponse, upstream: Upstream, opts: { maxBytes: number; what: string; kind: string; metrics: Metrics }): Promise<{ json: unknown; bytes: Buffer }> {
   const { maxBytes, what } = opts;
   const tooLarge = () => new UpstreamUnavailable(`the upstream ${what} is larger than ${maxBytes} bytes`, { upstream: upstream.namespace, reason: 'oversize', detail: { limit: maxBytes } });
-  const declared = contentLength(res);
-  if (declared !== undefined && declared > maxBytes) {
-    res.body.on('error', () => undefined);
-    res.body.destroy();
-    throw tooLarge();
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
-      if (size > maxBytes) {
-        res.body.on('error', () => undefined);
-        res.body.destroy();
-        throw tooLarge();
-      }
-      chunks.push(chunk as Buffer);
-    }
-  } catch (err) {
-    if (err instanceof MirrorError) throw err;
-    throw new UpstreamUnavailable(`the upstream ${what} body failed`, { upstream: upstream.namespace, reason: 'body', cause: err });
-  }
+  const bytes = await readBounded(res, upstream, { maxBytes, what, tooLarge });
+  const size = bytes.length;
   opts.metrics.upstreamBytes.inc({ upstream: upstream.namespace, kind: opts.kind }, size);
-  const bytes = Buffer.concat(chunks, size);
   try {
     return { json: JSON.parse(bytes.toString('utf8')) as unknown, bytes };
   } catch {

@@ -15,18 +15,7 @@ import { putBlob, randomBlobFile, type BlobFile } from '../harness/oci.js';
 import { startRelay, type Relay } from '../harness/relay.js';
 import { startMirror, type TestMirror } from '../helpers/mirror.js';
 import { httpDigest } from '../helpers/http.js';
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else out.push(join(d, e.name));
-    }
-  };
-  await walk(dir);
-  return out;
-}
+import { filesUnder } from '../helpers/files.js';
 
 describe('a full disk', () => {
   let upstream: Registry;

@@ -12,18 +12,7 @@ import { makeImage, pushImage, sha256, readLayoutBlob, type GeneratedImage } fro
 import { startRelay, type Relay } from '../harness/relay.js';
 import { startMirror, type TestMirror } from '../helpers/mirror.js';
 import { http, httpDigest } from '../helpers/http.js';
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else out.push(join(d, e.name));
-    }
-  };
-  await walk(dir);
-  return out;
-}
+import { filesUnder } from '../helpers/files.js';
 
 describe('verification: nothing unverified is cached', () => {
   let upstream: Registry;
