@@ -126,6 +126,7 @@ export class Mirror {
   /** After listening: index and files are reconciled in the background (no wait at start, however large), pins fetched, then the cap is checked. */
   private startBackground(selfUrl: string): void {
     const { cache } = this.parts;
+    this.parts.lifetime.start();
     const index = cache.maintainable;
     if (!index) return;
     void reconcile({ index, layout: this.parts.layout, signal: this.background.signal, log: this.log })
@@ -143,6 +144,7 @@ export class Mirror {
   /** Stops background work and closes the index (after the last commit). */
   private async closeCache(): Promise<void> {
     this.background.abort();
+    await this.parts.lifetime.close();
     await this.parts.cache.index.close();
   }
 

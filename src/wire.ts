@@ -30,6 +30,10 @@ import { BufferBudget } from './body/buffer-budget.js';
 import { ReadinessCheck } from './http/readiness.js';
 import { checkSpace } from './store/space.js';
 import { openDiskCache, type DiskCache } from './store/cache.js';
+import { LifetimeStats } from './status/lifetime.js';
+import { resolveCap } from './config/max-size.js';
+import type { Counter } from 'prom-client';
+
 import { IndexTagStore } from './tags/index-store.js';
 import { Sender } from './body/sender.js';
 import { UpstreamHealth } from './status/upstream-health.js';
@@ -39,6 +43,11 @@ import { statusRoute } from './status/handler.js';
 import { Cluster } from './cluster/cluster.js';
 import { ClusterMetrics } from './cluster/metrics.js';
 import { peerEndpoint } from './cluster/peer-endpoint.js';
+
+/** The sum of a counter over all its labels. */
+async function sumOf(c: Counter<string>): Promise<number> {
+  return (await c.get()).values.reduce((n, v) => n + v.value, 0);
+}
 
 /** Least free space on the data directory's filesystem for /readyz to answer ready (a fill needs room). */
 const MIN_FREE_BYTES = 64 * 2 ** 20;
@@ -62,6 +71,8 @@ export interface MirrorParts {
   dispatcher: Agent;
   /** The durable index and the evictor. */
   cache: DiskCache;
+  /** Counters over the cache's life (status page), kept in the data directory. */
+  lifetime: LifetimeStats;
   /** The global budget of transfer buffers. */
   budget: BufferBudget;
   /** What the status page shows. */
@@ -118,6 +129,10 @@ export function wire(
   const budget = new BufferBudget(config.limits.transferBufferBytes);
   const sender = new Sender({ budget, writeIdleMs: config.limits.writeIdleTimeoutMs });
   const referrers = new ReferrersService({ tags, metrics, log, ttlMs: config.tagTtlMs, maxBytes: config.maxManifestBytes });
+  const lifetime = new LifetimeStats(layout.root, async () => {
+    const [hits, misses, served, fetched, ranged] = await Promise.all([sumOf(metrics.hits), sumOf(metrics.misses), sumOf(metrics.bytesServed), sumOf(metrics.upstreamBytes), sumOf(metrics.rangeUpstreamBytes)]);
+    return { hits, misses, bytesSaved: Math.max(0, served - fetched - ranged) };
+  });
   const status = new StatusCollector({
     metrics,
     health,
@@ -126,7 +141,11 @@ export function wire(
     fills: () => fills.snapshot(),
     disk: async () => checkSpace(layout.root),
     bandwidth: config.bandwidth.overall,
-    // Cache totals and peers come from the durable index and the cluster once they exist.
+    cache: async () => {
+      const t = cache.index.totals();
+      const [capBytes, space] = await Promise.all([resolveCap(config.cache.maxSize, layout.root), checkSpace(layout.root)]);
+      return { bytes: t.bytes, objects: t.objects, capBytes, freeBytes: space.freeBytes, lifetime: await lifetime.total() };
+    },
     ...opts.statusSources,
   });
   const pipeline: PipelineDeps = {
@@ -150,5 +169,5 @@ export function wire(
       minFreeBytes: MIN_FREE_BYTES,
     }),
   };
-  return { config, log, metrics, layout, cache, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher, budget, status, ...(cluster ? { cluster } : {}) };
+  return { config, log, metrics, layout, cache, lifetime, blobStore, tagStore, fills, namespaces, blobs, manifests, tags, pipeline, dispatcher, budget, status, ...(cluster ? { cluster } : {}) };
 }

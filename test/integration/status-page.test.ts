@@ -117,7 +117,12 @@ describe('status page in headless Chromium', () => {
     assert.equal(await field(page, 'errors.total'), String(json.errors.total));
     assert.equal(json.errors.recent[0]?.status, 404);
     assert.equal(json.errors.recent[0]?.path, `/v2/acme/app/blobs/sha256:${'0'.repeat(64)}`);
-    assert.equal(await field(page, 'cache.source'), 'none');
+    assert.equal(await field(page, 'cache.source'), 'index', 'cache totals come from the durable index');
+    assert.ok((json.cache.bytes ?? 0) > 2 * MiB && (json.cache.objects ?? 0) >= 3, `cache ${json.cache.bytes} B in ${json.cache.objects} objects`);
+    assert.equal(await field(page, 'cache.bytes'), String(json.cache.bytes));
+    assert.equal(await field(page, 'cache.objects'), String(json.cache.objects));
+    assert.equal(await field(page, 'cache.capBytes'), String(json.cache.capBytes));
+    assert.ok(json.cache.lifetime && json.cache.lifetime.hits >= t.hits, 'lifetime figures include this run');
     assert.equal(await field(page, 'bandwidth.overall'), '200000000');
     assert.equal(await field(page, 'version'), json.version);
     assert.equal(await field(page, 'fills.count'), '0');
