@@ -78,8 +78,9 @@ export class ManifestService {
     const missingKey = `${upstream.namespace}\u0000${repository}\u0000${d.value}`;
     const known404 = this.missing.recall(missingKey);
     if (known404) throw known404;
+    // Keyed by namespace too: a 404 or a refusal from one upstream must never fail a request for another.
     const manifest = await this.flights.run(
-      d.value,
+      `${upstream.namespace}\u0000${d.value}`,
       async () => {
         const again = await this.deps.store.get(d);
         if (again) return again;
