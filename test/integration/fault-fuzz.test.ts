@@ -17,6 +17,7 @@ import { startRegistry, type Registry } from '../harness/registry.js';
 import { makeImage, pushImageHttp, putBlob, type GeneratedImage } from '../harness/oci.js';
 import { startRelay, type Relay } from '../harness/relay.js';
 import { startChild, type ChildMirror } from './fault-child.js';
+import { prng } from '../helpers/prng.js';
 
 /** The error codes of the OCI distribution-spec table; nothing else may appear in an error body. */
 const SPEC_CODES = new Set([
@@ -28,17 +29,6 @@ const FIXED_SEED = 0x5eed0009;
 const PER_SEED = Number(process.env.FUZZ_REQUESTS ?? 5200);
 const CONCURRENCY = 16;
 
-/** mulberry32: a small seeded PRNG, so a run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Fuzzed {
   method: string;

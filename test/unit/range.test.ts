@@ -29,6 +29,7 @@ import {
   type PartSource,
 } from '../../src/body/multipart.js';
 import { parseByteranges, boundaryFromContentType } from './multipart-parser.js';
+import { prng } from '../helpers/prng.js';
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -36,17 +37,6 @@ import { parseByteranges, boundaryFromContentType } from './multipart-parser.js'
 /** Per-test timeout for anything that could hang. */
 const ERR_TIMEOUT = { timeout: 10_000 };
 
-/** mulberry32: small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const BASE_SEED = process.env.RANGE_TEST_SEED !== undefined ? Number(process.env.RANGE_TEST_SEED) : (Date.now() % 2 ** 31);
 
