@@ -8,6 +8,7 @@
  * deploy/grafana/regmirror.json are written against these names (and tested against them).
  */
 import { Counter, Histogram, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { CounterTally, FastHistogram } from './metric-batch.js';
 
 /** Request-duration buckets (seconds): sub-millisecond cache hits up to minute-long cold pulls. */
 export const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -42,9 +43,10 @@ export function parseRateLimitHeader(value: string | string[] | undefined): numb
 export class Metrics {
   readonly registry = new Registry();
   readonly requests: Counter<'kind' | 'method' | 'status'>;
-  readonly requestDuration: Histogram<'kind' | 'cache'>;
-  /** Request start to the response's status line (headers), by kind and cache outcome. */
-  readonly ttfb: Histogram<'kind' | 'cache'>;
+  /** Request start to the end of the response, by kind and cache outcome (hot path: see {@link Metrics.requestDone}). */
+  readonly requestDuration: FastHistogram;
+  /** Request start to the response's status line (headers), by kind and cache outcome (see {@link Metrics.firstByte}). */
+  readonly ttfb: FastHistogram;
   readonly hits: Counter<'kind'>;
   readonly misses: Counter<'kind'>;
   readonly bytesServed: Counter<'source'>;
@@ -85,16 +87,23 @@ export class Metrics {
   readonly clusterPeers: Gauge;
 
   private readonly collectHooks: Array<() => Promise<void> | void> = [];
+  private readonly requestTally = new CounterTally<'kind' | 'method' | 'status'>();
+  private readonly hitTally = new CounterTally<'kind'>();
+  private readonly servedTally = new CounterTally<'source'>();
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     const p = 'regmirror_';
-    this.requests = new Counter({ name: `${p}requests_total`, help: 'Client requests by kind, method and status', labelNames: ['kind', 'method', 'status'], registers });
-    this.requestDuration = new Histogram({ name: `${p}request_duration_seconds`, help: 'Time to the end of the response, by kind and cache outcome', labelNames: ['kind', 'cache'], buckets: DURATION_BUCKETS, registers });
-    this.ttfb = new Histogram({ name: `${p}time_to_first_byte_seconds`, help: 'Time from the request to the response headers, by kind and cache outcome', labelNames: ['kind', 'cache'], buckets: TTFB_BUCKETS, registers });
-    this.hits = new Counter({ name: `${p}cache_hits_total`, help: 'Requests answered from the cache without an upstream request', labelNames: ['kind'], registers });
+    // The per-request counters are tallied in plain numbers and added when read (see metric-batch.ts).
+    const requestTally = this.requestTally;
+    const hitTally = this.hitTally;
+    const servedTally = this.servedTally;
+    this.requests = new Counter({ name: `${p}requests_total`, help: 'Client requests by kind, method and status', labelNames: ['kind', 'method', 'status'], registers, collect() { requestTally.flushInto(this); } });
+    this.requestDuration = new FastHistogram({ name: `${p}request_duration_seconds`, help: 'Time to the end of the response, by kind and cache outcome', labelNames: ['kind', 'cache'], buckets: DURATION_BUCKETS, registry: this.registry });
+    this.ttfb = new FastHistogram({ name: `${p}time_to_first_byte_seconds`, help: 'Time from the request to the response headers, by kind and cache outcome', labelNames: ['kind', 'cache'], buckets: TTFB_BUCKETS, registry: this.registry });
+    this.hits = new Counter({ name: `${p}cache_hits_total`, help: 'Requests answered from the cache without an upstream request', labelNames: ['kind'], registers, collect() { hitTally.flushInto(this); } });
     this.misses = new Counter({ name: `${p}cache_misses_total`, help: 'Requests that needed the upstream', labelNames: ['kind'], registers });
-    this.bytesServed = new Counter({ name: `${p}served_bytes_total`, help: 'Body bytes sent to clients, by source (cache = committed file, fill = in-flight fill, upstream = passed through)', labelNames: ['source'], registers });
+    this.bytesServed = new Counter({ name: `${p}served_bytes_total`, help: 'Body bytes sent to clients, by source (cache = committed file, fill = in-flight fill, upstream = passed through)', labelNames: ['source'], registers, collect() { servedTally.flushInto(this); } });
     this.upstreamRequests = new Counter({ name: `${p}upstream_requests_total`, help: 'Requests sent to upstreams (redirect hops and token requests included)', labelNames: ['upstream', 'kind', 'method', 'status'], registers });
     this.upstreamBytes = new Counter({ name: `${p}upstream_bytes_total`, help: 'Body bytes received from upstreams', labelNames: ['upstream', 'kind'], registers });
     this.upstreamRateLimitRemaining = new Gauge({ name: `${p}upstream_ratelimit_remaining`, help: 'Pulls left in the current window, from the upstream\'s ratelimit-remaining header (Docker Hub; sent on HEAD too)', labelNames: ['upstream'], registers });
@@ -149,6 +158,28 @@ export class Metrics {
   }
 
   /** Runs `fn` before every scrape (cache size, free space …), ahead of the gauges it sets. */
+  /** Hot path: a finished (or aborted) client request. `method` is what Node's parser accepted (a bounded set). */
+  requestDone(kind: string, method: string, status: number, cache: string, seconds: number): void {
+    const key = `${kind} ${cache}`;
+    this.requestTally.add(`${kind} ${method} ${status}`, () => ({ kind, method, status: String(status) }));
+    this.requestDuration.observe(key, () => ({ kind, cache }), seconds);
+  }
+
+  /** Hot path: a response's status line went out. */
+  firstByte(kind: string, cache: string, seconds: number): void {
+    this.ttfb.observe(`${kind} ${cache}`, () => ({ kind, cache }), seconds);
+  }
+
+  /** Hot path: a request answered from the cache (`cache_hits_total`). */
+  hit(kind: 'manifest' | 'blob'): void {
+    this.hitTally.add(kind, () => ({ kind }));
+  }
+
+  /** Hot path: body bytes sent to a client (`served_bytes_total`). */
+  served(source: 'cache' | 'fill' | 'upstream', bytes: number): void {
+    this.servedTally.add(source, () => ({ source }), bytes);
+  }
+
   onCollect(fn: () => Promise<void> | void): void {
     this.collectHooks.push(fn);
   }

@@ -194,7 +194,7 @@ export class BlobService {
   }
 
   private cached(req: LocalBlobRequest, source: BodySource): BlobAnswer {
-    this.deps.metrics.hits.inc({ kind: 'blob' });
+    this.deps.metrics.hit('blob');
     this.deps.store.touched(req.digest, req.upstream?.namespace);
     try {
       return { source, selection: this.select(req, source.size!), origin: 'cache', cache: 'hit' };

@@ -55,13 +55,21 @@ function reasonOf(err: unknown): string {
 
 /** Sends a complete body (or only its headers for HEAD). */
 export function sendBuffer(ctx: RequestContext, status: number, body: Buffer, headers: Record<string, string | number> = {}): void {
-  const { res } = ctx;
   // One writeHead with a flat list: the cheapest way Node writes a small answer.
   const flat: string[] = [];
   for (const k in headers) flat.push(k, String(headers[k]));
   flat.push('content-length', String(body.length));
-  res.writeHead(status, flat);
-  if (ctx.head) {
+  sendFlat(ctx, status, body, flat);
+}
+
+/**
+ * Sends `body` (none for HEAD, or when undefined) with `headers` as a flat name/value list, which must
+ * carry the Content-Length when there is a body. The list is not kept: callers may reuse it.
+ */
+export function sendFlat(ctx: RequestContext, status: number, body: Buffer | undefined, headers: readonly string[]): void {
+  const { res } = ctx;
+  res.writeHead(status, headers as string[]);
+  if (body === undefined || ctx.head) {
     res.end();
     return;
   }

@@ -12,6 +12,8 @@ export class MirrorResponse<Request extends IncomingMessage = IncomingMessage> e
   base: string[] | undefined;
   /** Called once, as the status line goes out (time to first byte). A shared function, not a closure per request. */
   onHead: ((this: MirrorResponse) => void) | undefined;
+  /** The request pipeline's state for this response (read by its shared listeners); opaque here. */
+  exchange: object | undefined;
 
   override writeHead(statusCode: number, reason?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
     const onHead = this.onHead;

@@ -17,7 +17,8 @@ import type { ReadinessCheck } from './readiness.js';
 
 /** The handlers of the registry API routes. */
 export interface RegistryRoutes {
-  manifest(ctx: RepoContext, reference: string): Promise<void>;
+  /** May answer synchronously (a hit from memory). */
+  manifest(ctx: RepoContext, reference: string): Promise<void> | void;
   blob(ctx: RepoContext, digest: string): Promise<void>;
   tagsList(ctx: RepoContext): Promise<void>;
   referrers(ctx: RepoContext, digest: string): Promise<void>;
@@ -54,26 +55,58 @@ const NO_QUERY = new URLSearchParams();
 const HEALTHY = Buffer.from('{"status":"ok"}\n');
 const EMPTY_JSON = Buffer.from('{}');
 
-const TRACK = Symbol('regmirror.request');
-type TrackedResponse = MirrorResponse & { [TRACK]?: { deps: PipelineDeps; ctx: RequestContext; started: number } };
+/**
+ * One request's state: the handlers' context, and what the close listener needs. A class, so that every
+ * request has the same shape and the logger is made only when a line is written (no closure per request).
+ */
+class Exchange implements RepoContext {
+  head: boolean;
+  query: URLSearchParams;
+  kind: RequestContext['kind'] = 'other';
+  cache = '-';
+  bytes = 0;
+  failure: RequestContext['failure'] = undefined;
+  // Set by resolveRepository for the registry routes.
+  upstream!: RepoContext['upstream'];
+  clientName = '';
+  repository = '';
+  via: RepoContext['via'] = {};
+  private logger: Logger | undefined = undefined;
+
+  constructor(
+    readonly deps: PipelineDeps,
+    readonly id: string,
+    readonly req: IncomingMessage,
+    readonly res: MirrorResponse,
+    readonly started: number,
+    rawQuery: string | undefined,
+  ) {
+    this.head = req.method === 'HEAD';
+    this.query = rawQuery === undefined ? NO_QUERY : new URLSearchParams(rawQuery);
+  }
+
+  get log(): Logger {
+    return (this.logger ??= this.deps.log.child({ reqId: this.id }));
+  }
+}
 
 /** Observes time to first byte as the status line goes out. A module-level function: no closure per request. */
-function observeTtfb(this: TrackedResponse): void {
-  const t = this[TRACK];
-  if (t) t.deps.metrics.ttfb.observe({ kind: t.ctx.kind, cache: t.ctx.cache }, (performance.now() - t.started) / 1000);
+function observeTtfb(this: MirrorResponse): void {
+  const x = this.exchange as Exchange | undefined;
+  if (x) x.deps.metrics.firstByte(x.kind, x.cache, (performance.now() - x.started) / 1000);
 }
 
 /** Counts and logs a finished (or aborted) response. A module-level listener: no closure per request. */
-function onResponseClose(this: TrackedResponse): void {
-  const t = this[TRACK];
-  if (!t) return;
-  this[TRACK] = undefined;
-  const { deps, ctx, started } = t;
+function onResponseClose(this: MirrorResponse): void {
+  const ctx = this.exchange as Exchange | undefined;
+  if (!ctx) return;
+  this.exchange = undefined;
+  const { deps, started } = ctx;
   const ms = performance.now() - started;
   const status = this.statusCode;
-  deps.metrics.requests.inc({ kind: ctx.kind, method: ctx.req.method ?? '-', status: String(status) });
-  deps.metrics.requestDuration.observe({ kind: ctx.kind, cache: ctx.cache }, ms / 1000);
-  if (deps.onError && (status >= 400 || ctx.failure)) deps.onError({ status, code: ctx.failure?.code, reason: ctx.failure?.reason, method: ctx.req.method ?? '-', url: ctx.req.url ?? '/' });
+  const method = ctx.req.method ?? '-';
+  deps.metrics.requestDone(ctx.kind, method, status, ctx.cache, ms / 1000);
+  if (deps.onError && (status >= 400 || ctx.failure)) deps.onError({ status, code: ctx.failure?.code, reason: ctx.failure?.reason, method, url: ctx.req.url ?? '/' });
   if ((ctx.kind !== 'other' || status >= 400) && deps.log.isLevelEnabled('info')) {
     const path = ctx.req.url ?? '/';
     const f = ctx.failure;
@@ -84,64 +117,60 @@ function onResponseClose(this: TrackedResponse): void {
   }
 }
 
-/** Builds the function that answers one HTTP request. It never throws. */
-export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res: MirrorResponse) => Promise<void> {
-  return async (req, res) => {
+/** Builds the function that answers one HTTP request. It never throws, and its promise (if any) never rejects. */
+export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res: MirrorResponse) => Promise<void> | void {
+  return (req, res) => {
     const started = performance.now();
     const id = requestId(req);
     const rawUrl = req.url ?? '/';
     const q = rawUrl.indexOf('?');
     const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
-    let log: Logger | undefined;
-    const ctx: RequestContext = {
-      id,
-      get log() {
-        return (log ??= deps.log.child({ reqId: id }));
-      },
-      req,
-      res,
-      head: req.method === 'HEAD',
-      query: q < 0 ? NO_QUERY : new URLSearchParams(rawUrl.slice(q + 1)),
-      kind: 'other',
-      cache: '-',
-      bytes: 0,
-    };
+    const ctx = new Exchange(deps, id, req, res, started, q < 0 ? undefined : rawUrl.slice(q + 1));
     res.base = ['x-request-id', id, 'docker-distribution-api-version', 'registry/2.0'];
     if (deps.draining()) res.base.push('connection', 'close');
-    (res as TrackedResponse)[TRACK] = { deps, ctx, started };
+    res.exchange = ctx;
     res.onHead = observeTtfb;
     res.on('close', onResponseClose);
     try {
-      if (path === '/metrics' && req.method === 'GET') {
-        const text = await deps.metrics.registry.metrics();
-        sendBuffer(ctx, 200, Buffer.from(text), { 'content-type': deps.metrics.registry.contentType });
-        return;
-      }
-      if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
-        sendBuffer(ctx, 200, HEALTHY, { 'content-type': 'application/json' });
-        return;
-      }
-      if (path === '/readyz' && (req.method === 'GET' || req.method === 'HEAD')) {
-        const r = await deps.readiness.check();
-        sendBuffer(ctx, r.ready ? 200 : 503, Buffer.from(`${JSON.stringify({ status: r.status, ...r.detail })}\n`), { 'content-type': 'application/json', 'cache-control': 'no-store' });
-        return;
-      }
-      if ((path === '/' || path === '/status.json') && deps.status && (req.method === 'GET' || req.method === 'HEAD')) {
-        await deps.status(ctx, path === '/' ? 'page' : 'json');
-        return;
-      }
-      if (deps.internal && path.startsWith('/_regmirror/')) {
-        await deps.internal(ctx, path);
-        return;
-      }
-      await dispatch(deps, ctx, parseRoute(path));
+      // The registry API first: a hit from memory is answered without a single await.
+      const done = path.startsWith('/v2') ? dispatch(deps, ctx, parseRoute(path)) : endpoint(deps, ctx, path);
+      if (done !== undefined) return done.catch((err: unknown) => sendError(ctx, err));
     } catch (err) {
       sendError(ctx, err);
     }
   };
 }
 
-async function dispatch(deps: PipelineDeps, ctx: RequestContext, route: Route): Promise<void> {
+/** The mirror's own endpoints (`/metrics`, `/healthz`, `/readyz`, the status page, `/_regmirror/`); anything else is 404. */
+async function endpoint(deps: PipelineDeps, ctx: RequestContext, path: string): Promise<void> {
+  const method = ctx.req.method;
+  if (path === '/metrics' && method === 'GET') {
+    const text = await deps.metrics.registry.metrics();
+    sendBuffer(ctx, 200, Buffer.from(text), { 'content-type': deps.metrics.registry.contentType });
+    return;
+  }
+  if (path === '/healthz' && (method === 'GET' || method === 'HEAD')) {
+    sendBuffer(ctx, 200, HEALTHY, { 'content-type': 'application/json' });
+    return;
+  }
+  if (path === '/readyz' && (method === 'GET' || method === 'HEAD')) {
+    const r = await deps.readiness.check();
+    sendBuffer(ctx, r.ready ? 200 : 503, Buffer.from(`${JSON.stringify({ status: r.status, ...r.detail })}\n`), { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    return;
+  }
+  if ((path === '/' || path === '/status.json') && deps.status && (method === 'GET' || method === 'HEAD')) {
+    await deps.status(ctx, path === '/' ? 'page' : 'json');
+    return;
+  }
+  if (deps.internal && path.startsWith('/_regmirror/')) {
+    await deps.internal(ctx, path);
+    return;
+  }
+  throw new NotFound('route', 'not found', { detail: { path: path.slice(0, 200) } });
+}
+
+/** Routes a registry API request to its handler; throws (synchronously) what it rejects before the handler runs. */
+function dispatch(deps: PipelineDeps, ctx: RequestContext, route: Route): Promise<void> | void {
   const method = ctx.req.method ?? '';
   const readOnly = method === 'GET' || method === 'HEAD';
   switch (route.kind) {
@@ -205,5 +234,10 @@ export function resolveRepository(namespaces: Namespaces, ctx: RequestContext, n
   const repository = upstream.repository(clientName);
   // `library/` can push a valid name over the limit: no such repository can exist upstream, so it is not asked.
   if (repository.length > MAX_NAME_LENGTH) throw new InvalidInput('name', 'repository name too long', { name: repository.slice(0, 300) });
-  return Object.assign(ctx, { upstream, clientName, repository, via });
+  const r = ctx as RepoContext;
+  r.upstream = upstream;
+  r.clientName = clientName;
+  r.repository = repository;
+  r.via = via;
+  return r;
 }

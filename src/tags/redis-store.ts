@@ -60,6 +60,7 @@ export interface RedisTagStoreOptions {
 }
 
 export class RedisTagStore implements TagStore {
+  readonly shared = true;
   private readonly redis: Redis;
   private readonly breaker: Breaker;
   private readonly local: TagStore;

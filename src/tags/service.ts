@@ -7,7 +7,7 @@
  * distribution's proxyTagService: remote first, local on failure.
  */
 import { LRUCache } from 'lru-cache';
-import { parseDigest } from '../oci/digest.js';
+import { parseDigest, type Digest } from '../oci/digest.js';
 import { isUpstreamOutage, NotFound } from '../oci/errors.js';
 import { accepts, upstreamAccept, type AcceptSet } from '../oci/accept.js';
 import type { StoredManifest } from '../store/manifests.js';
@@ -46,6 +46,9 @@ export interface TagServiceDeps {
   gate?: RevalidationGate;
 }
 
+/** Tag answers kept in memory for the synchronous hit path ({@link TagService.fresh}). */
+const HOT_ANSWERS = 10_000;
+
 /** After a failed revalidation, stale answers are given without asking the upstream for this long (at most the TTL). */
 const OUTAGE_BACKOFF_MS = 10_000;
 
@@ -55,24 +58,42 @@ export class TagService {
   private readonly outages = new LRUCache<string, string>({ max: 10_000, ttlAutopurge: false });
   /** Upstream 404s by tag key and Accept class. */
   private readonly missing: NegativeCache;
+  /**
+   * Answers inside their TTL, by tag key and Accept class, so a hit reads no store (the index or Redis)
+   * and awaits nothing: the digest and when it was confirmed. The manifest itself stays in the
+   * manifest store's memory tier, which bounds the bytes; a manifest no longer there takes the full path.
+   */
+  private readonly hot = new LRUCache<string, { digest: Digest; checkedAt: number }>({ max: HOT_ANSWERS });
 
   constructor(private readonly deps: TagServiceDeps) {
     this.missing = new NegativeCache(deps.negativeTtlMs);
+  }
+
+  /**
+   * The hit path, synchronous: the answer when it is inside its TTL and its manifest is in memory, else
+   * undefined (then call {@link resolve}).
+   */
+  fresh(upstream: Upstream, repository: string, tag: string, accept: AcceptSet): TagAnswer | undefined {
+    const h = this.hot.get(`${upstream.namespace}/${repository}:${tag}\u0000${accept.key}`);
+    if (h === undefined || Date.now() - h.checkedAt >= this.deps.ttlMs) return undefined;
+    const manifest = this.deps.manifests.peek(h.digest);
+    return manifest === undefined ? undefined : { manifest, cache: 'hit' };
   }
 
   /** Resolves a tag for a client with the given Accept set. */
   async resolve(upstream: Upstream, repository: string, tag: string, accept: AcceptSet): Promise<TagAnswer> {
     const { deps } = this;
     const key: TagKey = { namespace: upstream.namespace, repository, tag };
+    const flightKey = `${tagKeyString(key)}\u0000${accept.key}`;
     const entry = await deps.store.get(key, accept.key);
     if (entry && Date.now() - entry.checkedAt < deps.ttlMs) {
       const d = parseDigest(entry.digest);
       if (d) {
         const { manifest, hit } = await deps.manifests.byDigest(upstream, repository, d);
+        if (deps.store.shared !== true) this.hot.set(flightKey, { digest: d, checkedAt: entry.checkedAt });
         return { manifest, cache: hit ? 'hit' : 'miss' };
       }
     }
-    const flightKey = `${tagKeyString(key)}\u0000${accept.key}`;
     const known404 = this.missing.recall(flightKey);
     if (known404) throw known404;
     const outage = this.outages.get(flightKey);

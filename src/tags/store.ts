@@ -27,6 +27,12 @@ export interface TagStore {
   close(): Promise<void>;
   /** True while a shared store is failing and requests take the local path (reported by /readyz). */
   degraded?(): boolean;
+  /**
+   * True for a store other mirrors write too (Redis): every answer is read from it, so a tag another
+   * mirror revalidated is seen at once. A store of this process alone is read once per TTL (the tag
+   * service keeps answers inside their TTL in memory).
+   */
+  readonly shared?: boolean;
 }
 
 

@@ -12,7 +12,8 @@ import { startRelay, type Relay } from '../harness/relay.js';
 import { startMirror, type TestMirror } from '../helpers/mirror.js';
 import { errorCode, http } from '../helpers/http.js';
 
-const TTL_MS = 400;
+// Long enough that a skopeo push fits inside one TTL on a busy 2-core machine (the "within" steps), short enough to wait out.
+const TTL_MS = 1200;
 const ACCEPT = { accept: `${MediaType.ociManifest}, ${MediaType.dockerManifest}` };
 
 describe('tag revalidation and stale-if-error', () => {

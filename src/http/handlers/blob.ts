@@ -35,7 +35,7 @@ export function blobHandler({ blobs, sender, metrics }: BlobHandlerDeps): (ctx: 
     if (ctx.head) {
       const stat = await blobs.stat(req);
       ctx.cache = stat.cache;
-      if (stat.cache === 'hit') metrics.hits.inc({ kind: 'blob' });
+      if (stat.cache === 'hit') metrics.hit('blob');
       else if (stat.cache === 'miss') metrics.misses.inc({ kind: 'blob' });
       const res = ctx.res;
       res.statusCode = 200;
@@ -59,7 +59,7 @@ export function blobHandler({ blobs, sender, metrics }: BlobHandlerDeps): (ctx: 
       head: false,
       onBytes: (n) => {
         ctx.bytes += n;
-        metrics.bytesServed.inc({ source: origin }, n);
+        metrics.served(origin, n);
         if (joined) metrics.fillJoinerBytes.inc(n);
       },
     });

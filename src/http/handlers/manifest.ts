@@ -2,11 +2,11 @@
 import { checkReference } from '../../oci/names.js';
 import { parseAccept } from '../../oci/accept.js';
 import type { ManifestService } from '../../manifests/service.js';
-import type { TagService } from '../../tags/service.js';
+import type { TagAnswer, TagService } from '../../tags/service.js';
 import type { StoredManifest } from '../../store/manifests.js';
 import type { Metrics } from '../../metrics.js';
 import type { RepoContext } from '../context.js';
-import { sendBuffer } from '../respond.js';
+import { sendFlat } from '../respond.js';
 
 /** What the manifest handler needs. */
 export interface ManifestHandlerDeps {
@@ -15,37 +15,65 @@ export interface ManifestHandlerDeps {
   metrics: Metrics;
 }
 
-export function manifestHandler({ manifests, tags, metrics }: ManifestHandlerDeps): (ctx: RepoContext, reference: string) => Promise<void> {
-  return async (ctx, reference) => {
-    const ref = checkReference(reference);
-    let manifest: StoredManifest;
-    const headers: Record<string, string> = {};
+/**
+ * A manifest's own headers (type, digest, ETag, length), made once per manifest held in memory: a warm
+ * manifest then costs one array copy, not four strings and an object per request.
+ */
+const headerCache = new WeakMap<StoredManifest, readonly string[]>();
+
+function manifestHeaders(m: StoredManifest): readonly string[] {
+  let h = headerCache.get(m);
+  if (h === undefined) {
+    h = ['content-type', m.mediaType, 'docker-content-digest', m.digest, 'etag', `"${m.digest}"`, 'content-length', String(m.bytes.length)];
+    headerCache.set(m, h);
+  }
+  return h;
+}
+
+const VARY_ACCEPT: readonly string[] = ['vary', 'Accept'];
+
+/** Sends a manifest (or 304 when the client holds it). Tag answers vary by Accept and may carry a Warning. */
+function send(ctx: RepoContext, metrics: Metrics, manifest: StoredManifest, tag: TagAnswer | undefined): void {
+  const fromCache = ctx.cache !== 'miss';
+  if (fromCache) metrics.hit('manifest');
+  else metrics.misses.inc({ kind: 'manifest' });
+  const own = manifestHeaders(manifest);
+  const headers = tag === undefined ? own : tag.warning === undefined ? VARY_ACCEPT.concat(own) : VARY_ACCEPT.concat(['warning', tag.warning], own);
+  const inm = ctx.req.headers['if-none-match'];
+  if (inm !== undefined && inm.split(',').some((t) => t.trim() === `"${manifest.digest}"`)) {
+    // A 304 has no body and announces none: every header but Content-Length.
+    sendFlat(ctx, 304, undefined, headers.slice(0, -2));
+    return;
+  }
+  if (!ctx.head) metrics.served(fromCache ? 'cache' : 'upstream', manifest.bytes.length);
+  sendFlat(ctx, 200, manifest.bytes, headers);
+}
+
+export function manifestHandler({ manifests, tags, metrics }: ManifestHandlerDeps): (ctx: RepoContext, reference: string) => Promise<void> | void {
+  // Hits from memory are answered synchronously; anything else awaits the services.
+  const slow = async (ctx: RepoContext, ref: ReturnType<typeof checkReference>): Promise<void> => {
     if (ref.kind === 'digest') {
       const got = await manifests.byDigest(ctx.upstream, ctx.repository, ref.digest);
-      manifest = got.manifest;
       ctx.cache = got.hit ? 'hit' : 'miss';
-    } else {
-      const answer = await tags.resolve(ctx.upstream, ctx.repository, ref.tag, parseAccept(ctx.req.headers.accept));
-      manifest = answer.manifest;
-      ctx.cache = answer.cache;
-      headers.vary = 'Accept';
-      if (answer.warning) headers.warning = answer.warning;
-    }
-    const fromCache = ctx.cache !== 'miss';
-    if (fromCache) metrics.hits.inc({ kind: 'manifest' });
-    else metrics.misses.inc({ kind: 'manifest' });
-    headers['content-type'] = manifest.mediaType;
-    headers['docker-content-digest'] = manifest.digest;
-    const etag = `"${manifest.digest}"`;
-    headers.etag = etag;
-    const inm = ctx.req.headers['if-none-match'];
-    if (inm && inm.split(',').some((t) => t.trim() === etag)) {
-      for (const k in headers) ctx.res.setHeader(k, headers[k]!);
-      ctx.res.statusCode = 304;
-      ctx.res.end();
+      send(ctx, metrics, got.manifest, undefined);
       return;
     }
-    if (!ctx.head) metrics.bytesServed.inc({ source: fromCache ? 'cache' : 'upstream' }, manifest.bytes.length);
-    sendBuffer(ctx, 200, manifest.bytes, headers);
+    const answer = await tags.resolve(ctx.upstream, ctx.repository, ref.tag, parseAccept(ctx.req.headers.accept));
+    ctx.cache = answer.cache;
+    send(ctx, metrics, answer.manifest, answer);
+  };
+  return (ctx, reference) => {
+    const ref = checkReference(reference);
+    if (ref.kind === 'digest') {
+      const m = manifests.peek(ref.digest);
+      if (m === undefined) return slow(ctx, ref);
+      ctx.cache = 'hit';
+      send(ctx, metrics, m, undefined);
+      return;
+    }
+    const answer = tags.fresh(ctx.upstream, ctx.repository, ref.tag, parseAccept(ctx.req.headers.accept));
+    if (answer === undefined) return slow(ctx, ref);
+    ctx.cache = answer.cache;
+    send(ctx, metrics, answer.manifest, answer);
   };
 }

@@ -31,7 +31,7 @@ export function referrersHandler({ referrers, metrics }: ReferrersHandlerDeps): 
       const link = rewriteLink(answer.link, ctx, `referrers/${d.value}`);
       if (link) headers.link = link;
     }
-    if (!ctx.head) metrics.bytesServed.inc({ source: answer.source === 'upstream' ? 'upstream' : 'cache' }, answer.body.length);
+    if (!ctx.head) metrics.served(answer.source === 'upstream' ? 'upstream' : 'cache', answer.body.length);
     sendBuffer(ctx, 200, answer.body, headers);
   };
 }

@@ -44,7 +44,7 @@ export function tagsListHandler({ tagLists, metrics }: TagsListHandlerDeps): (ct
     // The name the client used (registry-host prefix included): the repository as the mirror serves it.
     const name = ctx.via.prefix ? `${ctx.via.prefix}/${ctx.clientName}` : ctx.clientName;
     const body = Buffer.from(JSON.stringify({ name, tags: page.tags }));
-    if (!ctx.head) metrics.bytesServed.inc({ source: 'upstream' }, body.length);
+    if (!ctx.head) metrics.served('upstream', body.length);
     sendBuffer(ctx, 200, body, headers);
   };
 }

@@ -227,11 +227,17 @@ export class LmdbCacheIndex implements MaintainableIndex {
     if (this.closed) return;
     const key = objectKey(kind, digestString(digest));
     const had = this.buffer.get(key);
-    if (!had && this.buffer.size >= this.maxBuffered) {
+    if (had !== undefined) {
+      // The hot path of a hit: update in place, no allocation.
+      had[0] = this.now();
+      if (namespace !== undefined) had[1] = namespace;
+      return;
+    }
+    if (this.buffer.size >= this.maxBuffered) {
       this.droppedTouches++;
       return;
     }
-    this.buffer.set(key, [this.now(), namespace ?? had?.[1]]);
+    this.buffer.set(key, [this.now(), namespace]);
     if (this.buffer.size >= this.flushEntries && !this.flushQueued) {
       this.flushQueued = true;
       setImmediate(() => void this.flush());
