@@ -18,9 +18,17 @@ export class CounterTally<L extends string> {
 
   /** Adds `n` under `key` (the label values joined); `labels()` is called only for a key not seen since the last read. */
   add(key: string, labels: () => Labels<L>, n = 1): void {
-    const p = this.pending.get(key);
-    if (p !== undefined) p.n += n;
-    else this.pending.set(key, { labels: labels(), n });
+    this.slot(key, labels).n += n;
+  }
+
+  /** The tally of one label set, to add to directly (`slot.n += …`) while it is the caller's current one. */
+  slot(key: string, labels: () => Labels<L>): { n: number } {
+    let p = this.pending.get(key);
+    if (p === undefined) {
+      p = { labels: labels(), n: 0 };
+      this.pending.set(key, p);
+    }
+    return p;
   }
 
   /** Moves the pending increments into the counter (called from its `collect` hook). */
@@ -34,7 +42,7 @@ export class CounterTally<L extends string> {
 }
 
 /** One label set's buckets. */
-interface Series {
+export interface Series {
   labels: Record<string, string>;
   /** Observations per bucket (not cumulative); the last slot is +Inf. */
   counts: Float64Array;
@@ -71,11 +79,21 @@ export class FastHistogram {
 
   /** Records `value` under `key` (the label values joined); `labels()` is called only for a new key. */
   observe(key: string, labels: () => Record<string, string>, value: number): void {
+    this.observeIn(this.seriesOf(key, labels), value);
+  }
+
+  /** One label set's series, to observe into with {@link observeIn} while it is the caller's current one. */
+  seriesOf(key: string, labels: () => Record<string, string>): Series {
     let s = this.series.get(key);
     if (s === undefined) {
       s = { labels: labels(), counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0 };
       this.series.set(key, s);
     }
+    return s;
+  }
+
+  /** Records `value` in a series of this histogram. */
+  observeIn(s: Series, value: number): void {
     const b = this.buckets;
     let i = 0;
     while (i < b.length && value > b[i]!) i++;
@@ -100,9 +118,13 @@ export class FastHistogram {
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
-  /** Forgets every series (prom-client's `registry.resetMetrics()`). */
+  /** Zeroes every series (prom-client's `registry.resetMetrics()`); series handed out stay valid. */
   reset(): void {
-    this.series.clear();
+    for (const s of this.series.values()) {
+      s.counts.fill(0);
+      s.sum = 0;
+      s.count = 0;
+    }
   }
 
   /** The label names (documentation; label values are the caller's). */

@@ -8,7 +8,7 @@
  * deploy/grafana/regmirror.json are written against these names (and tested against them).
  */
 import { Counter, Histogram, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { CounterTally, FastHistogram } from './metric-batch.js';
+import { CounterTally, FastHistogram, type Series } from './metric-batch.js';
 
 /** Request-duration buckets (seconds): sub-millisecond cache hits up to minute-long cold pulls. */
 export const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -90,6 +90,8 @@ export class Metrics {
   private readonly requestTally = new CounterTally<'kind' | 'method' | 'status'>();
   private readonly hitTally = new CounterTally<'kind'>();
   private readonly servedTally = new CounterTally<'source'>();
+  private lastDone: { kind: string; method: string; status: number; cache: string; count: { n: number }; duration: Series } | undefined;
+  private lastFirstByte: { kind: string; cache: string; series: Series } | undefined;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -160,14 +162,30 @@ export class Metrics {
   /** Runs `fn` before every scrape (cache size, free space …), ahead of the gauges it sets. */
   /** Hot path: a finished (or aborted) client request. `method` is what Node's parser accepted (a bounded set). */
   requestDone(kind: string, method: string, status: number, cache: string, seconds: number): void {
-    const key = `${kind} ${cache}`;
-    this.requestTally.add(`${kind} ${method} ${status}`, () => ({ kind, method, status: String(status) }));
-    this.requestDuration.observe(key, () => ({ kind, cache }), seconds);
+    // Consecutive requests mostly share their labels: the last label set's slots are kept, and a request
+    // like the one before costs four comparisons, no key string.
+    let last = this.lastDone;
+    if (last === undefined || last.kind !== kind || last.method !== method || last.status !== status || last.cache !== cache) {
+      last = this.lastDone = {
+        kind,
+        method,
+        status,
+        cache,
+        count: this.requestTally.slot(`${kind} ${method} ${status}`, () => ({ kind, method, status: String(status) })),
+        duration: this.requestDuration.seriesOf(`${kind} ${cache}`, () => ({ kind, cache })),
+      };
+    }
+    last.count.n++;
+    this.requestDuration.observeIn(last.duration, seconds);
   }
 
   /** Hot path: a response's status line went out. */
   firstByte(kind: string, cache: string, seconds: number): void {
-    this.ttfb.observe(`${kind} ${cache}`, () => ({ kind, cache }), seconds);
+    let last = this.lastFirstByte;
+    if (last === undefined || last.kind !== kind || last.cache !== cache) {
+      last = this.lastFirstByte = { kind, cache, series: this.ttfb.seriesOf(`${kind} ${cache}`, () => ({ kind, cache })) };
+    }
+    this.ttfb.observeIn(last.series, seconds);
   }
 
   /** Hot path: a request answered from the cache (`cache_hits_total`). */
