@@ -1,0 +1,183 @@
+/**
+ * Workload 7 (issue 11): cluster fan-out. Three regmirror processes in cluster mode (one real
+ * redis-server, `--redis URL --advertise URL`, a shared cluster token), each with its own data dir,
+ * all behind the same throttled upstream as workload 4; beside them, three distribution proxies
+ * (independent: distribution has no cluster mode). Per system and round:
+ *
+ * - one client on the first member, on a fresh cold blob: the baseline;
+ * - ten clients per member, all started at once from one client process, on another fresh blob.
+ *
+ * Every body is sha256-verified by the client (so are the baseline's: the ratio compares like with
+ * like). Upstream GETs/HEADs/bytes are counted at the relay after it settles (distribution keeps
+ * fetching in the background after answering). For regmirror, where each member's fill read from
+ * (`regmirror_cluster_fill_origins_total`: upstream for the lease holder, peer for the others).
+ */
+import { startRedis, type RedisServer } from '../test/harness/redis.js';
+import type { BlobFile } from '../test/harness/oci.js';
+import { digestOf, fanOut, httpGet } from './load.js';
+import { formatOrigins } from './report.js';
+import { startDistributionProxy, startRegmirror, SERVER_LABEL, type BenchServer, type ServerId } from './servers.js';
+import { median, MiB } from './stats.js';
+import type { ClusterRound, ClusterRow } from './types.js';
+import { settleRelay, upstreamCount, type WorkloadContext } from './workloads.js';
+
+/** The members of one system under test. */
+interface System {
+  id: Extract<ServerId, 'regmirror' | 'distribution-proxy'>;
+  members: BenchServer[];
+}
+
+const ORIGINS_METRIC = 'regmirror_cluster_fill_origins_total';
+
+/** Sum over the members of `regmirror_cluster_fill_origins_total` by origin. */
+async function fillOrigins(members: BenchServer[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const m of members) {
+    const text = (await httpGet(`${m.url}/metrics`)).body.toString('utf8');
+    for (const match of text.matchAll(new RegExp(`^${ORIGINS_METRIC}\\{origin="([^"]+)"\\} (\\S+)$`, 'gm'))) {
+      const origin = match[1] ?? '?';
+      out.set(origin, (out.get(origin) ?? 0) + Number(match[2]));
+    }
+  }
+  return out;
+}
+
+function originsDiff(a: Map<string, number>, b: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of b) if (v - (a.get(k) ?? 0) > 0) out[k] = v - (a.get(k) ?? 0);
+  return out;
+}
+
+/** Starts Redis, the regmirror cluster and the distribution proxies; stopped by the caller. */
+async function startSystems(ctx: WorkloadContext, started: BenchServer[]): Promise<{ redis: RedisServer; systems: System[] }> {
+  const n = ctx.params.clusterMirrors;
+  const redis = await startRedis();
+  const token = 'bench-cluster-token';
+  const cluster: BenchServer[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = await startRegmirror({ upstreamUrl: ctx.relay.url, mainJs: ctx.mainJs, name: `regmirror-cluster-${i}`, cluster: { redisUrl: redis.url, token } });
+    cluster.push(s);
+    started.push(s);
+  }
+  const dists: BenchServer[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = await startDistributionProxy(ctx.relay.url, `distribution-proxy-${i}`);
+    dists.push(s);
+    started.push(s);
+  }
+  return {
+    redis,
+    systems: [
+      { id: 'regmirror', members: cluster },
+      { id: 'distribution-proxy', members: dists },
+    ],
+  };
+}
+
+/**
+ * Warms every member up (connections to the upstream, Redis and the peers) with the warm 1 MiB blob,
+ * fetched from the members one after the other, and checks its digest.
+ */
+async function warmUp(ctx: WorkloadContext, systems: System[]): Promise<void> {
+  const path = `/v2/${ctx.warm.repo}/blobs/${ctx.warm.small.digest}`;
+  for (const sys of systems) {
+    for (const m of sys.members) {
+      const res = await httpGet(m.url + path);
+      if (res.status !== 200 || digestOf(res.body) !== ctx.warm.small.digest) {
+        throw new Error(`w7: ${m.url} (${SERVER_LABEL[sys.id]}): GET ${path} answered ${res.status} with ${res.body.length} bytes (${digestOf(res.body)})`);
+      }
+    }
+  }
+  await settleRelay(ctx.relay);
+}
+
+/** One round for one system: the single cold client, then every member's clients at once. */
+async function round(ctx: WorkloadContext, sys: System, repo: string, one: BlobFile, many: BlobFile): Promise<ClusterRound> {
+  const { relay, params } = ctx;
+  const first = sys.members[0];
+  if (!first) throw new Error('w7: no member');
+  relay.reset();
+  const single = await fanOut(ctx.clientJs, { url: `${first.url}/v2/${repo}/blobs/${one.digest}`, clients: 1, hash: true });
+  await settleRelay(relay);
+  const c1 = single.clients[0];
+  const up1 = upstreamCount(relay, one.digest);
+
+  const urls = sys.members.map((m) => `${m.url}/v2/${repo}/blobs/${many.digest}`);
+  const before = sys.id === 'regmirror' ? await fillOrigins(sys.members) : undefined;
+  relay.reset();
+  const fan = await fanOut(ctx.clientJs, { url: urls[0] ?? '', urls, clients: urls.length * params.clusterClientsPerMirror, hash: true });
+  await settleRelay(relay);
+  const upN = upstreamCount(relay, many.digest);
+  const origins = before ? originsDiff(before, await fillOrigins(sys.members)) : undefined;
+  const ok = fan.clients.filter((c) => c.status === 200 && c.bytes === many.size && c.digest === many.digest && c.error === undefined).length;
+  const bad = fan.clients.filter((c) => !(c.status === 200 && c.bytes === many.size && c.digest === many.digest && c.error === undefined));
+  if (bad.length > 0) {
+    const b = bad[0];
+    ctx.note(`${SERVER_LABEL[sys.id]} × ${sys.members.length}: ${bad.length} of ${fan.clients.length} fan-out clients failed (first: ${b?.url ?? ''} status ${b?.status ?? 0}, ${b?.bytes ?? 0} bytes, ${b?.error ?? b?.digest ?? ''}).`);
+  }
+  return {
+    single: { ...up1, wallS: single.wallMs / 1000, ok: c1 !== undefined && c1.status === 200 && c1.digest === one.digest && c1.error === undefined },
+    fan: {
+      ...upN,
+      wallS: fan.wallMs / 1000,
+      ok,
+      perMemberWallS: urls.map((u) => Math.max(0, ...fan.clients.filter((c) => c.url === new URL(u).href).map((c) => c.endMs)) / 1000),
+      clientCpuS: fan.cpuS,
+      ...(origins ? { origins } : {}),
+    },
+  };
+}
+
+/** Workload 7: the regmirror cluster and the distribution proxies, `rounds` times each, on fresh blobs. */
+export async function clusterFanOut(ctx: WorkloadContext, blobs: BlobFile[], repo: string): Promise<ClusterRow[]> {
+  const { params } = ctx;
+  const take = (): BlobFile => {
+    const b = blobs.shift();
+    if (!b) throw new Error('w7: ran out of cold blobs');
+    return b;
+  };
+  const started: BenchServer[] = [];
+  let redis: RedisServer | undefined;
+  try {
+    ctx.log(`w7: starting redis-server, ${params.clusterMirrors} regmirror members in cluster mode and ${params.clusterMirrors} distribution proxies`);
+    const up = await startSystems(ctx, started);
+    redis = up.redis;
+    await warmUp(ctx, up.systems);
+    const rounds = new Map<ServerId, ClusterRound[]>();
+    for (let r = 0; r < params.rounds; r++) {
+      for (const sys of up.systems) {
+        const res = await round(ctx, sys, repo, take(), take());
+        ctx.log(
+          `w7: round ${r + 1} ${SERVER_LABEL[sys.id]} × ${sys.members.length}: 1 client ${res.single.wallS.toFixed(2)} s (${res.single.gets} GET up); ` +
+            `${sys.members.length} × ${params.clusterClientsPerMirror} clients ${res.fan.wallS.toFixed(2)} s ` +
+            `(${(res.fan.wallS / res.single.wallS).toFixed(2)}×; ${res.fan.gets} GET, ${res.fan.heads} HEAD, ${(res.fan.bytes / MiB).toFixed(0)} MiB up; ` +
+            `slowest client per member ${res.fan.perMemberWallS.map((s) => s.toFixed(2)).join(' / ')} s; client CPU ${res.fan.clientCpuS.toFixed(2)} s; ` +
+            `${res.fan.ok} ok${res.fan.origins ? `; fills from ${formatOrigins(res.fan.origins)}` : ''})`,
+        );
+        if (!res.single.ok) ctx.note(`${SERVER_LABEL[sys.id]}: the single cold client of workload 7 failed in round ${r + 1}.`);
+        rounds.set(sys.id, [...(rounds.get(sys.id) ?? []), res]);
+      }
+    }
+    return up.systems.map((sys) => {
+      const rs = rounds.get(sys.id) ?? [];
+      return {
+        server: sys.id,
+        members: sys.members.length,
+        clientsPerMember: params.clusterClientsPerMirror,
+        upstreamGets: median(rs.map((x) => x.fan.gets)),
+        upstreamHeads: median(rs.map((x) => x.fan.heads)),
+        upstreamBytes: median(rs.map((x) => x.fan.bytes)),
+        oneClientS: median(rs.map((x) => x.single.wallS)),
+        fanOutS: median(rs.map((x) => x.fan.wallS)),
+        fanOutUpstreamS: median(rs.map((x) => x.fan.getS)),
+        ratio: median(rs.map((x) => x.fan.wallS / x.single.wallS)),
+        clientsOk: Math.min(...rs.map((x) => x.fan.ok)),
+        clientCpuS: median(rs.map((x) => x.fan.clientCpuS)),
+        rounds: rs,
+      };
+    });
+  } finally {
+    for (const s of started.reverse()) await s.stop();
+    await redis?.stop();
+  }
+}
