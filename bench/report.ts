@@ -102,9 +102,9 @@ export function checkTargets(res: BenchResults): TargetCheck[] {
   if (rss) {
     out.push({ issue: 5, target: 'RSS ≤ 150 MiB during workload 1', figure: `peak ${num(rss.peakRssMiB, 1)} MiB (VmHWM ${num(rss.hwmMiB, 1)} MiB)`, met: rss.peakRssMiB <= 150 });
   }
-  const cluster = res.cluster?.find((r) => r.server === 'regmirror');
+  const cluster = res.cluster?.find((r) => r.system === 'regmirror-cluster');
   if (cluster) {
-    const clients = cluster.members * cluster.clientsPerMember;
+    const clients = cluster.clients;
     out.push({
       issue: 11,
       target: `cluster fan-out (${cluster.members} mirrors × ${cluster.clientsPerMember} clients): 1 upstream GET, every body verified`,
@@ -263,8 +263,9 @@ function rangeSection(res: BenchResults): string {
 
 function clusterSection(res: BenchResults): string {
   const rows = res.cluster ?? [];
-  const rm = rows.find((r) => r.server === 'regmirror');
-  const name = (r: (typeof rows)[number]): string => (r.server === 'regmirror' ? `regmirror cluster (${r.members} members, Redis)` : `${label(r.server)} × ${r.members} (independent)`);
+  const rm = rows.find((r) => r.system === 'regmirror-cluster');
+  const name = (r: (typeof rows)[number]): string =>
+    r.system === 'regmirror-cluster' ? `regmirror cluster (${r.members} members, Redis)` : r.system === 'regmirror-one' ? `regmirror alone (all ${r.clients} clients)` : `${label(r.server)} × ${r.members} (independent)`;
   const body = rows.map((r) => {
     const origins = r.rounds.map((x) => formatOrigins(x.fan.origins));
     return [
@@ -279,8 +280,8 @@ function clusterSection(res: BenchResults): string {
       times(ratio(r.fanOutS, rm?.fanOutS)),
       r.rounds.map((x) => x.fan.perMemberWallS.map((v) => num(v)).join(' / ')).join('; '),
       num(r.clientCpuS),
-      r.server === 'regmirror' ? [...new Set(origins)].join('; ') : '–',
-      `${r.clientsOk}/${r.members * r.clientsPerMember}`,
+      r.system === 'regmirror-cluster' ? [...new Set(origins)].join('; ') : '–',
+      `${r.clientsOk}/${r.clients}`,
     ];
   });
   const n = res.params.clusterMirrors * res.params.clusterClientsPerMirror;
@@ -396,7 +397,8 @@ export function renderMarkdown(res: BenchResults): string {
       `## 7. Cluster fan-out: ${p.clusterMirrors} mirrors × ${p.clusterClientsPerMirror} clients at once on one uncached ${p.bigSize / MiB} MiB blob, upstream at ${p.throttleBytesPerSec / 1e6} MB/s`,
     );
     parts.push(
-      `regmirror: ${p.clusterMirrors} processes with \`--redis\` (one redis-server) and their own \`--advertise\` URL and data dir; distribution: ${p.clusterMirrors} proxies side by side. ` +
+      `regmirror: ${p.clusterMirrors} processes with \`--redis\` (one redis-server) and their own \`--advertise\` URL and data dir; distribution: ${p.clusterMirrors} proxies side by side; ` +
+        `"regmirror alone": the run's standalone regmirror taking all ${p.clusterMirrors * p.clusterClientsPerMirror} clients (a reference: what one process and this machine do with that many clients). ` +
         `"1 client": one cold client on the first member, on its own fresh blob, in the same round. All ${p.clusterMirrors * p.clusterClientsPerMirror} clients run in one client process ` +
         `and sha256 every body (so does the single client). Upstream figures are for the fan-out blob, counted at the throttling relay once it settled. ` +
         `"fills from": where each member's fill read from (\`regmirror_cluster_fill_origins_total\`).`,

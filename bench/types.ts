@@ -153,11 +153,21 @@ export interface ClusterRound {
   };
 }
 
+/**
+ * The systems of workload 7: regmirror members of one cluster (coordinated by Redis), one regmirror
+ * alone taking every client (the reference: what the machine does with that many clients and one
+ * process), and distribution proxies side by side (independent: it has no cluster mode).
+ */
+export type ClusterSystem = 'regmirror-cluster' | 'regmirror-one' | 'distribution-proxies';
+
 /** Workload 7: cluster fan-out (medians over rounds). */
 export interface ClusterRow {
-  /** `regmirror` (members of one cluster, coordinated by Redis) or `distribution-proxy` (independent proxies). */
+  system: ClusterSystem;
+  /** The kind of server (for colours and labels). */
   server: ServerId;
   members: number;
+  /** Clients in the fan-out, over all members. */
+  clients: number;
   clientsPerMember: number;
   upstreamGets: number;
   upstreamHeads: number;
@@ -168,7 +178,7 @@ export interface ClusterRow {
   fanOutUpstreamS: number;
   /** fanOutS / oneClientS (per round, then the median). */
   ratio: number;
-  /** Clients with a verified body (minimum over rounds) of members × clientsPerMember. */
+  /** Clients with a verified body (minimum over rounds), of `clients`. */
   clientsOk: number;
   clientCpuS: number;
   rounds: ClusterRound[];

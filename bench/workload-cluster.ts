@@ -2,10 +2,13 @@
  * Workload 7 (issue 11): cluster fan-out. Three regmirror processes in cluster mode (one real
  * redis-server, `--redis URL --advertise URL`, a shared cluster token), each with its own data dir,
  * all behind the same throttled upstream as workload 4; beside them, three distribution proxies
- * (independent: distribution has no cluster mode). Per system and round:
+ * (independent: distribution has no cluster mode), and as a reference the run's standalone
+ * regmirror taking all thirty clients alone (what one process and this machine do with thirty
+ * hashing clients, so the cluster's figure can be read against it). Per system and round:
  *
  * - one client on the first member, on a fresh cold blob: the baseline;
- * - ten clients per member, all started at once from one client process, on another fresh blob.
+ * - ten clients per member (thirty on the lone mirror), all started at once from one client
+ *   process, on another fresh blob.
  *
  * Every body is sha256-verified by the client (so are the baseline's: the ratio compares like with
  * like). Upstream GETs/HEADs/bytes are counted at the relay after it settles (distribution keeps
@@ -16,15 +19,23 @@ import { startRedis, type RedisServer } from '../test/harness/redis.js';
 import type { BlobFile } from '../test/harness/oci.js';
 import { digestOf, fanOut, httpGet } from './load.js';
 import { formatOrigins } from './report.js';
-import { startDistributionProxy, startRegmirror, SERVER_LABEL, type BenchServer, type ServerId } from './servers.js';
+import { startDistributionProxy, startRegmirror, type BenchServer, type ServerId } from './servers.js';
 import { median, MiB } from './stats.js';
-import type { ClusterRound, ClusterRow } from './types.js';
+import type { ClusterRound, ClusterRow, ClusterSystem } from './types.js';
 import { settleRelay, upstreamCount, type WorkloadContext } from './workloads.js';
 
 /** The members of one system under test. */
 interface System {
+  system: ClusterSystem;
   id: Extract<ServerId, 'regmirror' | 'distribution-proxy'>;
   members: BenchServer[];
+  /** Clients of the fan-out, spread over the members. */
+  clients: number;
+}
+
+/** `regmirror cluster × 3` */
+export function systemLabel(system: ClusterSystem, members: number): string {
+  return system === 'regmirror-cluster' ? `regmirror cluster × ${members}` : system === 'regmirror-one' ? 'regmirror alone' : `distribution proxy × ${members}`;
 }
 
 const ORIGINS_METRIC = 'regmirror_cluster_fill_origins_total';
@@ -65,13 +76,12 @@ async function startSystems(ctx: WorkloadContext, started: BenchServer[]): Promi
     dists.push(s);
     started.push(s);
   }
-  return {
-    redis,
-    systems: [
-      { id: 'regmirror', members: cluster },
-      { id: 'distribution-proxy', members: dists },
-    ],
-  };
+  const clients = n * ctx.params.clusterClientsPerMirror;
+  const alone = ctx.servers.find((s) => s.id === 'regmirror');
+  const systems: System[] = [{ system: 'regmirror-cluster', id: 'regmirror', members: cluster, clients }];
+  if (alone) systems.push({ system: 'regmirror-one', id: 'regmirror', members: [alone], clients });
+  systems.push({ system: 'distribution-proxies', id: 'distribution-proxy', members: dists, clients });
+  return { redis, systems };
 }
 
 /**
@@ -84,7 +94,7 @@ async function warmUp(ctx: WorkloadContext, systems: System[]): Promise<void> {
     for (const m of sys.members) {
       const res = await httpGet(m.url + path);
       if (res.status !== 200 || digestOf(res.body) !== ctx.warm.small.digest) {
-        throw new Error(`w7: ${m.url} (${SERVER_LABEL[sys.id]}): GET ${path} answered ${res.status} with ${res.body.length} bytes (${digestOf(res.body)})`);
+        throw new Error(`w7: ${m.url} (${systemLabel(sys.system, sys.members.length)}): GET ${path} answered ${res.status} with ${res.body.length} bytes (${digestOf(res.body)})`);
       }
     }
   }
@@ -93,7 +103,7 @@ async function warmUp(ctx: WorkloadContext, systems: System[]): Promise<void> {
 
 /** One round for one system: the single cold client, then every member's clients at once. */
 async function round(ctx: WorkloadContext, sys: System, repo: string, one: BlobFile, many: BlobFile): Promise<ClusterRound> {
-  const { relay, params } = ctx;
+  const { relay } = ctx;
   const first = sys.members[0];
   if (!first) throw new Error('w7: no member');
   relay.reset();
@@ -103,9 +113,9 @@ async function round(ctx: WorkloadContext, sys: System, repo: string, one: BlobF
   const up1 = upstreamCount(relay, one.digest);
 
   const urls = sys.members.map((m) => `${m.url}/v2/${repo}/blobs/${many.digest}`);
-  const before = sys.id === 'regmirror' ? await fillOrigins(sys.members) : undefined;
+  const before = sys.system === 'regmirror-cluster' ? await fillOrigins(sys.members) : undefined;
   relay.reset();
-  const fan = await fanOut(ctx.clientJs, { url: urls[0] ?? '', urls, clients: urls.length * params.clusterClientsPerMirror, hash: true });
+  const fan = await fanOut(ctx.clientJs, { url: urls[0] ?? '', urls, clients: sys.clients, hash: true });
   await settleRelay(relay);
   const upN = upstreamCount(relay, many.digest);
   const origins = before ? originsDiff(before, await fillOrigins(sys.members)) : undefined;
@@ -113,7 +123,7 @@ async function round(ctx: WorkloadContext, sys: System, repo: string, one: BlobF
   const bad = fan.clients.filter((c) => !(c.status === 200 && c.bytes === many.size && c.digest === many.digest && c.error === undefined));
   if (bad.length > 0) {
     const b = bad[0];
-    ctx.note(`${SERVER_LABEL[sys.id]} × ${sys.members.length}: ${bad.length} of ${fan.clients.length} fan-out clients failed (first: ${b?.url ?? ''} status ${b?.status ?? 0}, ${b?.bytes ?? 0} bytes, ${b?.error ?? b?.digest ?? ''}).`);
+    ctx.note(`${systemLabel(sys.system, sys.members.length)}: ${bad.length} of ${fan.clients.length} fan-out clients failed (first: ${b?.url ?? ''} status ${b?.status ?? 0}, ${b?.bytes ?? 0} bytes, ${b?.error ?? b?.digest ?? ''}).`);
   }
   return {
     single: { ...up1, wallS: single.wallMs / 1000, ok: c1 !== undefined && c1.status === 200 && c1.digest === one.digest && c1.error === undefined },
@@ -143,27 +153,29 @@ export async function clusterFanOut(ctx: WorkloadContext, blobs: BlobFile[], rep
     const up = await startSystems(ctx, started);
     redis = up.redis;
     await warmUp(ctx, up.systems);
-    const rounds = new Map<ServerId, ClusterRound[]>();
+    const rounds = new Map<ClusterSystem, ClusterRound[]>();
     for (let r = 0; r < params.rounds; r++) {
       for (const sys of up.systems) {
         const res = await round(ctx, sys, repo, take(), take());
         ctx.log(
-          `w7: round ${r + 1} ${SERVER_LABEL[sys.id]} × ${sys.members.length}: 1 client ${res.single.wallS.toFixed(2)} s (${res.single.gets} GET up); ` +
-            `${sys.members.length} × ${params.clusterClientsPerMirror} clients ${res.fan.wallS.toFixed(2)} s ` +
+          `w7: round ${r + 1} ${systemLabel(sys.system, sys.members.length)}: 1 client ${res.single.wallS.toFixed(2)} s (${res.single.gets} GET up); ` +
+            `${sys.clients} clients ${res.fan.wallS.toFixed(2)} s ` +
             `(${(res.fan.wallS / res.single.wallS).toFixed(2)}×; ${res.fan.gets} GET, ${res.fan.heads} HEAD, ${(res.fan.bytes / MiB).toFixed(0)} MiB up; ` +
             `slowest client per member ${res.fan.perMemberWallS.map((s) => s.toFixed(2)).join(' / ')} s; client CPU ${res.fan.clientCpuS.toFixed(2)} s; ` +
             `${res.fan.ok} ok${res.fan.origins ? `; fills from ${formatOrigins(res.fan.origins)}` : ''})`,
         );
-        if (!res.single.ok) ctx.note(`${SERVER_LABEL[sys.id]}: the single cold client of workload 7 failed in round ${r + 1}.`);
-        rounds.set(sys.id, [...(rounds.get(sys.id) ?? []), res]);
+        if (!res.single.ok) ctx.note(`${systemLabel(sys.system, sys.members.length)}: the single cold client of workload 7 failed in round ${r + 1}.`);
+        rounds.set(sys.system, [...(rounds.get(sys.system) ?? []), res]);
       }
     }
     return up.systems.map((sys) => {
-      const rs = rounds.get(sys.id) ?? [];
+      const rs = rounds.get(sys.system) ?? [];
       return {
+        system: sys.system,
         server: sys.id,
         members: sys.members.length,
-        clientsPerMember: params.clusterClientsPerMirror,
+        clients: sys.clients,
+        clientsPerMember: sys.clients / sys.members.length,
         upstreamGets: median(rs.map((x) => x.fan.gets)),
         upstreamHeads: median(rs.map((x) => x.fan.heads)),
         upstreamBytes: median(rs.map((x) => x.fan.bytes)),
