@@ -298,14 +298,16 @@ function startupSection(res: BenchResults): string {
     r.entries === 0 ? '–' : num(r.seedS, 1),
     num(r.listenMs, 0),
     num(r.readyMs, 0),
+    num(r.cpuListenMs, 0),
     num(r.reconciledMs / 1000, 1),
+    num(r.cpuReconciledMs / 1000, 1),
     [...new Set(r.rounds.map((x) => `${x.indexed} / ${x.dropped} / ${x.tmpRemoved}`))].join('; '),
     num(r.rssListenMiB, 0),
     `${num(r.rssReconciledMiB, 0)} (${num(r.rssFileMiB, 0)})`,
     num(r.hwmMiB, 0),
   ]);
   return table(
-    ['index entries', 'index MiB', 'seed s (not timed)', 'listening ms', 'GET /v2/ answered ms', 'reconciled s', 'indexed / dropped / tmp removed', 'RSS listening MiB', 'RSS reconciled MiB (file-backed)', 'VmHWM MiB'],
+    ['index entries', 'index MiB', 'seed s (not timed)', 'listening ms', 'GET /v2/ answered ms', 'CPU ms to listening', 'reconciled s', 'CPU s to reconciled', 'indexed / dropped / tmp removed', 'RSS listening MiB', 'RSS reconciled MiB (file-backed)', 'VmHWM MiB'],
     rows,
   );
 }
@@ -412,7 +414,8 @@ export function renderMarkdown(res: BenchResults): string {
         `${RECONCILE_WORK.entriesWithoutFiles} entries without files and ${RECONCILE_WORK.tmpLeftovers} old temp files added before each start (bench/index/fixture.ts; ` +
         `the temp files are removed before listening, the rest by reconciliation); the first row is an empty data dir, for what node and regmirror cost without an index. ` +
         `Times from the spawn (node's own start-up included) to the \`regmirror listening\` log line, to the first answer of \`GET /v2/\`, and to the ` +
-        `\`cache index reconciled\` line (reconciliation runs in the background after listening). RSS when listening, and once reconciled (file-backed: LMDB's map, reclaimable). ` +
+        `\`cache index reconciled\` line (reconciliation runs in the background after listening), and the CPU time the process had used by then ` +
+        `(user + system, all threads; on a busy machine a steadier figure than the wall times). RSS when listening, and once reconciled (file-backed: LMDB's map, reclaimable). ` +
         `The fixture was just written: a warm restart (page cache not dropped).`,
     );
     parts.push(startupSection(res));

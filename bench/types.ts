@@ -198,6 +198,9 @@ export interface StartupRound {
   indexed: number;
   dropped: number;
   tmpRemoved: number;
+  /** CPU time (user + system, all threads) the process had used when the listening line was seen, and when reconciled, ms: less sensitive to other work on the machine than the wall times. */
+  cpuListenMs: number;
+  cpuReconciledMs: number;
   /** VmRSS when the listening line was seen, MiB. */
   rssListenMiB: number;
   /** VmRSS, VmHWM and the file-backed part of VmRSS (LMDB's map) when reconciliation was done, MiB. */
@@ -216,6 +219,8 @@ export interface StartupRow {
   listenMs: number;
   readyMs: number;
   reconciledMs: number;
+  cpuListenMs: number;
+  cpuReconciledMs: number;
   rssListenMiB: number;
   rssReconciledMiB: number;
   hwmMiB: number;

@@ -17,6 +17,7 @@
  */
 import { startRedis, type RedisServer } from '../test/harness/redis.js';
 import type { BlobFile } from '../test/harness/oci.js';
+import type { ClientOutcome } from './client.js';
 import { digestOf, fanOut, httpGet } from './load.js';
 import { formatOrigins } from './report.js';
 import { startDistributionProxy, startRegmirror, type BenchServer, type ServerId } from './servers.js';
@@ -119,14 +120,15 @@ async function round(ctx: WorkloadContext, sys: System, repo: string, one: BlobF
   await settleRelay(relay);
   const upN = upstreamCount(relay, many.digest);
   const origins = before ? originsDiff(before, await fillOrigins(sys.members)) : undefined;
-  const ok = fan.clients.filter((c) => c.status === 200 && c.bytes === many.size && c.digest === many.digest && c.error === undefined).length;
-  const bad = fan.clients.filter((c) => !(c.status === 200 && c.bytes === many.size && c.digest === many.digest && c.error === undefined));
+  const verified = (c: ClientOutcome, blob: BlobFile): boolean => c.status === 200 && c.bytes === blob.size && c.digest === blob.digest && c.error === undefined;
+  const ok = fan.clients.filter((c) => verified(c, many)).length;
+  const bad = fan.clients.filter((c) => !verified(c, many));
   if (bad.length > 0) {
     const b = bad[0];
     ctx.note(`${systemLabel(sys.system, sys.members.length)}: ${bad.length} of ${fan.clients.length} fan-out clients failed (first: ${b?.url ?? ''} status ${b?.status ?? 0}, ${b?.bytes ?? 0} bytes, ${b?.error ?? b?.digest ?? ''}).`);
   }
   return {
-    single: { ...up1, wallS: single.wallMs / 1000, ok: c1 !== undefined && c1.status === 200 && c1.digest === one.digest && c1.error === undefined },
+    single: { ...up1, wallS: single.wallMs / 1000, ok: c1 !== undefined && verified(c1, one) },
     fan: {
       ...upN,
       wallS: fan.wallMs / 1000,

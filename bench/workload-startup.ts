@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { delay, freePort, spawnProc, tmpDir, type Proc } from '../test/harness/proc.js';
 import { addReconcileWork, RECONCILE_WORK, seedIndexFixture } from './index/fixture.js';
+import { cpuSecondsOf } from './procstat.js';
 import { median } from './stats.js';
 import type { StartupRound, StartupRow } from './types.js';
 import type { WorkloadContext } from './workloads.js';
@@ -78,9 +79,11 @@ async function oneStart(ctx: WorkloadContext, dataDir: string, logDir: string): 
     const ready = firstAnswer(`${url}/v2/`, () => done || !proc.running);
     const listening = await logLine(proc, /"msg":"regmirror listening/, 60_000);
     const atListen = memMiB(proc.pid);
+    const cpuListenMs = cpuSecondsOf([proc.pid]) * 1000;
     const readyAt = await ready;
     const reconciled = await logLine(proc, /"msg":"cache index reconciled/, 600_000);
     const atEnd = memMiB(proc.pid);
+    const cpuReconciledMs = cpuSecondsOf([proc.pid]) * 1000;
     const report = (reconciled.report ?? {}) as Record<string, number>;
     // Temp files go before listening (logged once, when there were some); reconciliation finds none left.
     const removedLine = proc
@@ -96,6 +99,8 @@ async function oneStart(ctx: WorkloadContext, dataDir: string, logDir: string): 
       indexed: report.indexed ?? Number.NaN,
       dropped: report.dropped ?? Number.NaN,
       tmpRemoved: (report.tmpRemoved ?? 0) + removedBefore,
+      cpuListenMs,
+      cpuReconciledMs,
       rssListenMiB: atListen.rss,
       rssReconciledMiB: atEnd.rss,
       hwmMiB: atEnd.hwm,
@@ -132,8 +137,8 @@ export async function startupWorkload(ctx: WorkloadContext): Promise<StartupRow[
       else dataDir = join(dir, `empty-${round}`);
       const r = await oneStart(ctx, dataDir, dir);
       ctx.log(
-        `w8: ${n} entries, round ${round + 1}: listening after ${r.listenMs} ms (GET /v2/ answered after ${r.readyMs} ms), ` +
-          `reconciled after ${(r.reconciledMs / 1000).toFixed(1)} s (${r.indexed} indexed / ${r.dropped} dropped / ${r.tmpRemoved} tmp removed); ` +
+        `w8: ${n} entries, round ${round + 1}: listening after ${r.listenMs} ms (GET /v2/ answered after ${r.readyMs} ms; CPU ${r.cpuListenMs.toFixed(0)} ms), ` +
+          `reconciled after ${(r.reconciledMs / 1000).toFixed(1)} s (CPU ${(r.cpuReconciledMs / 1000).toFixed(1)} s; ${r.indexed} indexed / ${r.dropped} dropped / ${r.tmpRemoved} tmp removed); ` +
           `RSS ${r.rssListenMiB.toFixed(0)} MiB listening, ${r.rssReconciledMiB.toFixed(0)} MiB reconciled (${r.rssFileMiB.toFixed(0)} file-backed), VmHWM ${r.hwmMiB.toFixed(0)} MiB`,
       );
       const want = n > 0 ? RECONCILE_WORK : { filesWithoutEntries: 0, entriesWithoutFiles: 0, tmpLeftovers: 0 };
@@ -153,6 +158,8 @@ export async function startupWorkload(ctx: WorkloadContext): Promise<StartupRow[
       listenMs: med((r) => r.listenMs),
       readyMs: med((r) => r.readyMs),
       reconciledMs: med((r) => r.reconciledMs),
+      cpuListenMs: med((r) => r.cpuListenMs),
+      cpuReconciledMs: med((r) => r.cpuReconciledMs),
       rssListenMiB: med((r) => r.rssListenMiB),
       rssReconciledMiB: med((r) => r.rssReconciledMiB),
       hwmMiB: med((r) => r.hwmMiB),
