@@ -17,6 +17,8 @@ import { connect } from 'node:net';
 /** What to fetch. */
 export interface FanOutRequest {
   url: string;
+  /** Spread the clients over these URLs instead (client i asks `urls[i % urls.length]`): one fan-out over several servers. */
+  urls?: string[];
   clients: number;
   headers?: Record<string, string>;
   /** Hash every body (sha256) and report it. */
@@ -37,6 +39,8 @@ export interface ClientOutcome {
   /** `sha256:<hex>` of the body when hashing. */
   digest?: string;
   error?: string;
+  /** The URL this client asked (with `urls`). */
+  url?: string;
 }
 
 /** Printed on stdout. */
@@ -44,6 +48,8 @@ export interface FanOutReport {
   clients: ClientOutcome[];
   /** Start of the requests to the end of the last body, ms. */
   wallMs: number;
+  /** CPU time this client process used over the fan-out (user + system), s: near the wall time, the client was the limit. */
+  cpuS: number;
 }
 
 const HEADER_END = Buffer.from('\r\n\r\n');
@@ -179,10 +185,18 @@ async function main(): Promise<void> {
   const arg = process.argv[2];
   if (arg === undefined) throw new Error('usage: client.js <json>');
   const req = JSON.parse(arg) as FanOutRequest;
-  const url = new URL(req.url);
+  const urls = (req.urls ?? [req.url]).map((u) => new URL(u));
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const clients = await Promise.all(Array.from({ length: req.clients }, () => one(req, url, t0)));
-  const report: FanOutReport = { clients, wallMs: Math.max(...clients.map((c) => c.endMs)) };
+  const clients = await Promise.all(
+    Array.from({ length: req.clients }, async (_, i) => {
+      const url = urls[i % urls.length] as URL;
+      const out = await one(req, url, t0);
+      return req.urls ? { ...out, url: url.href } : out;
+    }),
+  );
+  const cpu = process.cpuUsage(cpu0);
+  const report: FanOutReport = { clients, wallMs: Math.max(...clients.map((c) => c.endMs)), cpuS: (cpu.user + cpu.system) / 1e6 };
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }
 

@@ -6,6 +6,7 @@
 import { SERVER_LABEL, type ServerId } from './servers.js';
 import { KiB, median, MiB, ratio } from './stats.js';
 import type { BenchResults, RpsRow, ThroughputRow } from './types.js';
+import { RECONCILE_WORK } from './index/work.js';
 
 /** One target (of issue 5 or 8) and whether regmirror meets it. */
 export interface TargetCheck {
@@ -21,6 +22,11 @@ export interface TargetCheck {
 /** `n` with `digits` decimals, or an en dash when missing. */
 export function num(n: number | undefined, digits = 2): string {
   return n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(digits);
+}
+
+/** Fills by origin, `upstream 1, peer 2` (workload 7), or an en dash when not measured. */
+export function formatOrigins(o: Record<string, number> | undefined): string {
+  return o === undefined ? '–' : Object.entries(o).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
 }
 
 /** `1.23×`, or an en dash when missing. */
@@ -96,9 +102,33 @@ export function checkTargets(res: BenchResults): TargetCheck[] {
   if (rss) {
     out.push({ issue: 5, target: 'RSS ≤ 150 MiB during workload 1', figure: `peak ${num(rss.peakRssMiB, 1)} MiB (VmHWM ${num(rss.hwmMiB, 1)} MiB)`, met: rss.peakRssMiB <= 150 });
   }
+  const cluster = res.cluster?.find((r) => r.system === 'regmirror-cluster');
+  if (cluster) {
+    const clients = cluster.clients;
+    out.push({
+      issue: 11,
+      target: `cluster fan-out (${cluster.members} mirrors × ${cluster.clientsPerMember} clients): 1 upstream GET, every body verified`,
+      figure: `${num(cluster.upstreamGets, 0)} GET, ${cluster.clientsOk}/${clients} clients ok, ${times(cluster.ratio)} one cold client (${num(cluster.fanOutS)} s vs ${num(cluster.oneClientS)} s)`,
+      met: cluster.upstreamGets === 1 && cluster.clientsOk === clients,
+    });
+  }
+  if (res.startup && res.startup.length > 0) {
+    // Judged on the big indexes; the empty data dir is shown as what node and regmirror cost alone.
+    const rows = res.startup;
+    const big = rows.filter((r) => r.entries > 0);
+    out.push({
+      issue: 10,
+      target: `start-up with a big index: listening within ${STARTUP_BUDGET_MS / 1000} s of the spawn`,
+      figure: rows.map((r) => `${r.entries === 0 ? 'empty data dir' : `${r.entries} entries`}: ${num(r.listenMs, 0)} ms (CPU ${num(r.cpuListenMs, 0)} ms)`).join(', '),
+      met: judged(big.map((r) => r.listenMs), (ms) => ms <= STARTUP_BUDGET_MS),
+    });
+  }
   out.push(...floorTargets(res));
   return out;
 }
+
+/** Issue 10's budget from process start to listening, however big the index. */
+const STARTUP_BUDGET_MS = 2000;
 
 /** Whether every value passes `ok`; undefined when a value is missing (NaN) or there is none. */
 function judged(values: number[], ok: (v: number) => boolean): boolean | undefined {
@@ -233,6 +263,57 @@ function rangeSection(res: BenchResults): string {
   return table(['server', 'requested B', 'S3 blob B', 'S3 MiB', 'excess B', '× regmirror', 'client got'], rows);
 }
 
+function clusterSection(res: BenchResults): string {
+  const rows = res.cluster ?? [];
+  const rm = rows.find((r) => r.system === 'regmirror-cluster');
+  const name = (r: (typeof rows)[number]): string =>
+    r.system === 'regmirror-cluster' ? `regmirror cluster (${r.members} members, Redis)` : r.system === 'regmirror-one' ? `regmirror alone (all ${r.clients} clients)` : `${label(r.server)} × ${r.members} (independent)`;
+  const body = rows.map((r) => {
+    const origins = r.rounds.map((x) => formatOrigins(x.fan.origins));
+    return [
+      name(r),
+      num(r.upstreamGets, 0),
+      num(r.upstreamHeads, 0),
+      num(r.upstreamBytes / MiB, 0),
+      num(r.oneClientS),
+      num(r.fanOutS),
+      num(r.fanOutUpstreamS),
+      times(r.ratio),
+      times(ratio(r.fanOutS, rm?.fanOutS)),
+      r.rounds.map((x) => x.fan.perMemberWallS.map((v) => num(v)).join(' / ')).join('; '),
+      num(r.clientCpuS),
+      r.system === 'regmirror-cluster' ? [...new Set(origins)].join('; ') : '–',
+      `${r.clientsOk}/${r.clients}`,
+    ];
+  });
+  const n = res.params.clusterMirrors * res.params.clusterClientsPerMirror;
+  return table(
+    ['system', 'upstream GETs', 'upstream HEADs', 'upstream MiB', '1 client s', `${n} clients s`, 'longest upstream GET s', `${n} vs 1`, 'wall × regmirror cluster', 'slowest client per member s', 'client CPU s', 'fills from', 'clients ok (sha256)'],
+    body,
+  );
+}
+
+function startupSection(res: BenchResults): string {
+  const rows = (res.startup ?? []).map((r) => [
+    r.entries === 0 ? '0 (empty data dir)' : String(r.entries),
+    r.entries === 0 ? '–' : num(r.indexMiB, 0),
+    r.entries === 0 ? '–' : num(r.seedS, 1),
+    num(r.listenMs, 0),
+    num(r.readyMs, 0),
+    num(r.cpuListenMs, 0),
+    num(r.reconciledMs / 1000, 1),
+    num(r.cpuReconciledMs / 1000, 1),
+    [...new Set(r.rounds.map((x) => `${x.indexed} / ${x.dropped} / ${x.tmpRemoved}`))].join('; '),
+    num(r.rssListenMiB, 0),
+    `${num(r.rssReconciledMiB, 0)} (${num(r.rssFileMiB, 0)})`,
+    num(r.hwmMiB, 0),
+  ]);
+  return table(
+    ['index entries', 'index MiB', 'seed s (not timed)', 'listening ms', 'GET /v2/ answered ms', 'CPU ms to listening', 'reconciled s', 'CPU s to reconciled', 'indexed / dropped / tmp removed', 'RSS listening MiB', 'RSS reconciled MiB (file-backed)', 'VmHWM MiB'],
+    rows,
+  );
+}
+
 /** Peak RSS by phase of workload 1, the rounds of one concurrency merged: `fill 70 · c=1 95 · …`. */
 function phaseSummary(phases: { phase: string; peakRssMiB: number }[]): string {
   const merged = new Map<string, number>();
@@ -314,6 +395,32 @@ export function renderMarkdown(res: BenchResults): string {
   if (res.rss.length > 0) {
     parts.push('## 6. Memory during workload 1 (sampled every 50 ms; nginx: master + workers)');
     parts.push(rssSection(res));
+  }
+  if (res.cluster && res.cluster.length > 0) {
+    parts.push(
+      `## 7. Cluster fan-out: ${p.clusterMirrors} mirrors × ${p.clusterClientsPerMirror} clients at once on one uncached ${p.bigSize / MiB} MiB blob, upstream at ${p.throttleBytesPerSec / 1e6} MB/s`,
+    );
+    parts.push(
+      `regmirror: ${p.clusterMirrors} processes with \`--redis\` (one redis-server) and their own \`--advertise\` URL and data dir; distribution: ${p.clusterMirrors} proxies side by side; ` +
+        `"regmirror alone": the run's standalone regmirror taking all ${p.clusterMirrors * p.clusterClientsPerMirror} clients (a reference: what one process and this machine do with that many clients). ` +
+        `"1 client": one cold client on the first member, on its own fresh blob, in the same round. All ${p.clusterMirrors * p.clusterClientsPerMirror} clients run in one client process ` +
+        `and sha256 every body (so does the single client). Upstream figures are for the fan-out blob, counted at the throttling relay once it settled. ` +
+        `"fills from": where each member's fill read from (\`regmirror_cluster_fill_origins_total\`).`,
+    );
+    parts.push(clusterSection(res));
+  }
+  if (res.startup && res.startup.length > 0) {
+    parts.push('## 8. Start-up with a big index');
+    parts.push(
+      `\`regmirror serve\` on a data dir with N (empty) blob files and N index entries, plus ${RECONCILE_WORK.filesWithoutEntries} files without entries, ` +
+        `${RECONCILE_WORK.entriesWithoutFiles} entries without files and ${RECONCILE_WORK.tmpLeftovers} old temp files added before each start (bench/index/fixture.ts; ` +
+        `the temp files are removed before listening, the rest by reconciliation); the first row is an empty data dir, for what node and regmirror cost without an index. ` +
+        `Times from the spawn (node's own start-up included) to the \`regmirror listening\` log line, to the first answer of \`GET /v2/\`, and to the ` +
+        `\`cache index reconciled\` line (reconciliation runs in the background after listening), and the CPU time the process had used by then ` +
+        `(user + system, all threads; on a busy machine a steadier figure than the wall times). RSS when listening, and once reconciled (file-backed: LMDB's map, reclaimable). ` +
+        `The fixture was just written: a warm restart (page cache not dropped).`,
+    );
+    parts.push(startupSection(res));
   }
   if (res.notes.length > 0) {
     parts.push('## Notes');

@@ -13,7 +13,7 @@ import { startRegistry } from '../test/harness/registry.js';
 import { startRelay } from '../test/harness/relay.js';
 import { writeWrkScript } from './load.js';
 import { boostPriority, machineBusyPct } from './procstat.js';
-import { checkTargets, renderMarkdown } from './report.js';
+import { checkTargets, num, renderMarkdown } from './report.js';
 import { seedBlobs, seedWarm } from './seed.js';
 import {
   haveCommand,
@@ -30,15 +30,19 @@ import {
 import { median, MiB, KiB } from './stats.js';
 import { renderSvg } from './svg.js';
 import type { BenchParams, BenchResults, MachineInfo } from './types.js';
-import { coldFanOut, multiRange, warmBig, warmManifests, warmSmall, type WorkloadContext } from './workloads.js';
+import { clusterFanOut } from './workload-cluster.js';
+import { startupWorkload } from './workload-startup.js';
+import { coldFanOut, multiRange, settleRelay, warmBig, warmManifests, warmSmall, type WorkloadContext } from './workloads.js';
 
 const USAGE = `npm run bench [-- options]
 
   --quick             same workloads, 1 round of 1 s each (under 2 minutes)
-  --only LIST         run only these workloads, e.g. w1,w4 (w6, RSS, comes with w1); results go to *-partial.*
+  --only LIST         run only these workloads, e.g. w1,w4 (w6, RSS, comes with w1; w7 cluster fan-out,
+                      w8 start-up with a big index); results go to *-partial.*
   --rounds N          rounds per figure (default 3, quick 1)
   --duration S        seconds per wrk measurement (default 3, quick 1)
   --nginx-workers N   worker_processes of both nginx peers (default 1)
+  --startup-entries L index sizes of workload 8 (default 100000,1000000; quick 100000)
   --wait-idle         first wait (up to 5 minutes) until other work uses < 10 % of the machine
   --regmirror-main P  also run regmirror from another build (P = that checkout's build/src/cli/main.js)
                       as "regmirror (before)", beside this build's regmirror: a before/after in one sitting
@@ -47,7 +51,7 @@ const USAGE = `npm run bench [-- options]
   -h, --help
 `;
 
-const WORKLOADS = ['w1', 'w2', 'w3', 'w4', 'w5'] as const;
+const WORKLOADS = ['w1', 'w2', 'w3', 'w4', 'w5', 'w7', 'w8'] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 interface Cli {
@@ -72,6 +76,7 @@ function parseCli(argv: string[]): Cli | undefined {
       rounds: { type: 'string' },
       duration: { type: 'string' },
       'nginx-workers': { type: 'string' },
+      'startup-entries': { type: 'string' },
       'regmirror-main': { type: 'string' },
       profile: { type: 'boolean' },
       'wait-idle': { type: 'boolean' },
@@ -94,7 +99,7 @@ function parseCli(argv: string[]): Cli | undefined {
   for (const w of (values.only ?? WORKLOADS.join(',')).split(',').map((s) => s.trim().toLowerCase())) {
     if (w === 'w6') only.add('w1');
     else if ((WORKLOADS as readonly string[]).includes(w)) only.add(w as Workload);
-    else throw new Error(`unknown workload ${JSON.stringify(w)} (w1…w6)`);
+    else throw new Error(`unknown workload ${JSON.stringify(w)} (w1…w8)`);
   }
   const params: BenchParams = {
     mode: quick ? 'quick' : 'full',
@@ -110,6 +115,9 @@ function parseCli(argv: string[]): Cli | undefined {
     rangeCount: 4,
     rangeSize: 4 * KiB,
     nginxWorkers: int(values['nginx-workers'], 1, '--nginx-workers'),
+    clusterMirrors: 3,
+    clusterClientsPerMirror: 10,
+    startupEntries: (values['startup-entries'] ?? (quick ? '100000' : '100000,1000000')).split(',').map((v) => int(v.trim(), 0, '--startup-entries')),
   };
   return {
     params,
@@ -222,6 +230,8 @@ async function main(cli: Cli): Promise<BenchResults> {
     cold: [],
     range: [],
     rss: [],
+    ...(only.has('w7') ? { cluster: [] } : {}),
+    ...(only.has('w8') ? { startup: [] } : {}),
     notes,
     timings,
   };
@@ -249,11 +259,15 @@ async function main(cli: Cli): Promise<BenchResults> {
   const proxyKinds: ServerId[] = [...(before !== undefined ? (['regmirror-before'] as const) : []), 'regmirror', 'distribution-proxy', ...(hasNginx ? (['nginx-cache'] as const) : [])];
   const coldRepo = 'bench/cold';
   const coldCount = only.has('w4') ? params.rounds * proxyKinds.length * 2 : 0;
-  const { warm, cold } = await timed(timings, 'seed', async () => {
-    log(`seeding the upstream: warm blobs, manifests, ${coldCount} cold ${params.bigSize / MiB} MiB blob(s)`);
+  const clusterRepo = 'bench/cluster';
+  // Workload 7: per round, a single-client blob and a fan-out blob for each of its three systems.
+  const clusterCount = only.has('w7') ? params.rounds * 6 : 0;
+  const { warm, cold, clusterBlobs } = await timed(timings, 'seed', async () => {
+    log(`seeding the upstream: warm blobs, manifests, ${coldCount + clusterCount} cold ${params.bigSize / MiB} MiB blob(s)`);
     const w = await seedWarm(upstream.url, work, params.bigSize, params.smallSize);
     const c = await seedBlobs(upstream.url, coldRepo, work, params.bigSize, coldCount);
-    return { warm: w, cold: c };
+    const k = await seedBlobs(upstream.url, clusterRepo, work, params.bigSize, clusterCount);
+    return { warm: w, cold: c, clusterBlobs: k };
   });
 
   const servers: BenchServer[] = await timed(timings, 'start', async () => {
@@ -319,6 +333,26 @@ async function main(cli: Cli): Promise<BenchResults> {
     }
   }
   if (only.has('w5')) results.range = await timed(timings, 'w5', () => multiRange(ctx, { kinds: proxyKinds }));
+  if (only.has('w7')) {
+    await settleRelay(relay);
+    relay.reset();
+    results.cluster = await timed(timings, 'w7', () => clusterFanOut(ctx, clusterBlobs, clusterRepo));
+    const dist = results.cluster.find((r) => r.system === 'distribution-proxies');
+    const rm = results.cluster.find((r) => r.system === 'regmirror-cluster');
+    if (rm) {
+      notes.push(
+        `Workload 7: the client process (one process, ${rm.clients} connections, every body sha256-hashed) used ${rm.clientCpuS.toFixed(2)} s of CPU ` +
+          `over the regmirror cluster's ${rm.fanOutS.toFixed(2)} s fan-out, on a machine of ${machine.cores} cores that also runs the ${rm.members} members, the relay and the upstream.`,
+      );
+    }
+    if (dist) {
+      notes.push(
+        `Workload 7: the ${dist.members} distribution proxies are independent (distribution has no cluster mode); each fetches per client ` +
+          `(${num(dist.upstreamGets, 0)} GETs upstream for ${dist.clients} clients).`,
+      );
+    }
+  }
+  if (only.has('w8')) results.startup = await timed(timings, 'w8', () => startupWorkload(ctx));
 
   for (const s of [...servers].reverse()) await s.stop();
   if (cli.profile) notes.push(`regmirror CPU profile written to bench/results/profiles/ (open in Chrome DevTools or speedscope).`);

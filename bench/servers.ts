@@ -128,6 +128,11 @@ export interface RegmirrorOptions {
   name?: string;
   /** `regmirror-before` for the build given with `--regmirror-main` (default `regmirror`). */
   id?: 'regmirror' | 'regmirror-before';
+  /**
+   * Cluster mode: `--redis URL --advertise <own URL>`, with `REGMIRROR_CLUSTER_TOKEN` set to `token`
+   * (the same for every member, as a deployment would have it).
+   */
+  cluster?: { redisUrl: string; token: string };
 }
 
 /** Starts `node build/src/cli/main.js serve …` as its own process (log level warn). */
@@ -137,6 +142,8 @@ export async function startRegmirror(opts: RegmirrorOptions): Promise<BenchServe
   const dir = await tmpDir(`${name}-`);
   return withFreePort(async (port) => {
     const url = `http://127.0.0.1:${port}`;
+    const cluster = opts.cluster ? ['--redis', opts.cluster.redisUrl, '--advertise', url] : [];
+    const env = opts.cluster ? { ...process.env, REGMIRROR_CLUSTER_TOKEN: opts.cluster.token } : process.env;
     const proc = await spawnProc(
       process.execPath,
       [
@@ -151,8 +158,9 @@ export async function startRegmirror(opts: RegmirrorOptions): Promise<BenchServe
         join(dir, 'data'),
         '--log-level',
         'warn',
+        ...cluster,
       ],
-      { name, logDir: dir, cwd: dir },
+      { name, logDir: dir, cwd: dir, env },
     );
     await waitReady(url, proc);
     return { ...asServer(id, url, proc), eventLoopPid: proc.pid };

@@ -89,6 +89,32 @@ function panels(res: BenchResults): Panel[] {
       bars: res.rss.map((r) => ({ label: SERVER_LABEL[r.server], value: r.peakRssMiB, server: r.server })),
     });
   }
+  const cluster = res.cluster ?? [];
+  if (cluster.length > 0) {
+    const n = res.params.clusterMirrors * res.params.clusterClientsPerMirror;
+    const name = (r: (typeof cluster)[number]): string => (r.system === 'regmirror-one' ? 'regmirror alone' : `${SERVER_LABEL[r.server]} × ${r.members}`);
+    out.push({
+      title: `Cluster fan-out: ${n} clients' wall time / one client's (lower is better)`,
+      unit: '×',
+      digits: 2,
+      bars: cluster.map((r) => ({ label: name(r), value: r.ratio, server: r.server })),
+    });
+    out.push({
+      title: 'Cluster fan-out: upstream MiB (lower is better)',
+      unit: 'MiB',
+      digits: 0,
+      bars: cluster.map((r) => ({ label: name(r), value: r.upstreamBytes / MiB, server: r.server })),
+    });
+  }
+  const startup = res.startup ?? [];
+  if (startup.length > 0) {
+    out.push({
+      title: 'regmirror start-up: spawn to listening (lower is better)',
+      unit: 'ms',
+      digits: 0,
+      bars: startup.map((r) => ({ label: r.entries === 0 ? 'empty data dir' : `${r.entries} index entries`, value: r.listenMs, server: 'regmirror' as const })),
+    });
+  }
   return out;
 }
 

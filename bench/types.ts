@@ -25,6 +25,11 @@ export interface BenchParams {
   rangeSize: number;
   /** nginx `worker_processes` for both nginx peers. */
   nginxWorkers: number;
+  /** Workload 7: mirrors in the cluster (and distribution proxies beside it), and clients per mirror. */
+  clusterMirrors: number;
+  clusterClientsPerMirror: number;
+  /** Workload 8: index sizes the start-up is measured with. */
+  startupEntries: number[];
 }
 
 /** The machine the figures come from. */
@@ -130,6 +135,99 @@ export interface RangeRow {
   rounds: RangeRound[];
 }
 
+/** One round of workload 7 for one system (a cluster of regmirrors, or distribution proxies side by side). */
+export interface ClusterRound {
+  /** One client on one member, on its own fresh blob (the baseline). */
+  single: UpstreamCount & { wallS: number; ok: boolean };
+  /** Every client of every member at once, on another fresh blob. */
+  fan: UpstreamCount & {
+    wallS: number;
+    /** Clients whose body was complete, status 200 and hashed to the digest. */
+    ok: number;
+    /** The slowest client of each member, s (member order). */
+    perMemberWallS: number[];
+    /** CPU the client process used over the fan-out (30 sha256 streams), s. */
+    clientCpuS: number;
+    /** regmirror only: fills by origin over the members (`regmirror_cluster_fill_origins_total`), e.g. upstream 1, peer 2. */
+    origins?: Record<string, number>;
+  };
+}
+
+/**
+ * The systems of workload 7: regmirror members of one cluster (coordinated by Redis), one regmirror
+ * alone taking every client (the reference: what the machine does with that many clients and one
+ * process), and distribution proxies side by side (independent: it has no cluster mode).
+ */
+export type ClusterSystem = 'regmirror-cluster' | 'regmirror-one' | 'distribution-proxies';
+
+/** Workload 7: cluster fan-out (medians over rounds). */
+export interface ClusterRow {
+  system: ClusterSystem;
+  /** The kind of server (for colours and labels). */
+  server: ServerId;
+  members: number;
+  /** Clients in the fan-out, over all members. */
+  clients: number;
+  clientsPerMember: number;
+  upstreamGets: number;
+  upstreamHeads: number;
+  upstreamBytes: number;
+  oneClientS: number;
+  fanOutS: number;
+  /** Longest upstream GET during the fan-out, s. */
+  fanOutUpstreamS: number;
+  /** fanOutS / oneClientS (per round, then the median). */
+  ratio: number;
+  /** Clients with a verified body (minimum over rounds), of `clients`. */
+  clientsOk: number;
+  clientCpuS: number;
+  rounds: ClusterRound[];
+}
+
+/** One start of regmirror on a data dir with a big index (workload 8). */
+export interface StartupRound {
+  /** Spawn of the process to its `regmirror listening` log line, ms (node start-up included). */
+  listenMs: number;
+  /** Spawn to the first answer of `GET /v2/` (polled every 5 ms), ms. */
+  readyMs: number;
+  /** Spawn to the `cache index reconciled` log line, ms (reconciliation runs after listening, in the background). */
+  reconciledMs: number;
+  /** Reconciliation's own duration (its report), ms. */
+  reconcileMs: number;
+  /** What reconciliation did: files without entries indexed, entries without files dropped, temp files removed. */
+  indexed: number;
+  dropped: number;
+  tmpRemoved: number;
+  /** CPU time (user + system, all threads) the process had used when the listening line was seen, and when reconciled, ms: less sensitive to other work on the machine than the wall times. */
+  cpuListenMs: number;
+  cpuReconciledMs: number;
+  /** VmRSS when the listening line was seen, MiB. */
+  rssListenMiB: number;
+  /** VmRSS, VmHWM and the file-backed part of VmRSS (LMDB's map) when reconciliation was done, MiB. */
+  rssReconciledMiB: number;
+  hwmMiB: number;
+  rssFileMiB: number;
+}
+
+/** Workload 8: start-up with a big index (medians over rounds). */
+export interface StartupRow {
+  entries: number;
+  /** Seeding the fixture (files and index, once per run), s. */
+  seedS: number;
+  /** Size of the index file, MiB. */
+  indexMiB: number;
+  listenMs: number;
+  readyMs: number;
+  reconciledMs: number;
+  cpuListenMs: number;
+  cpuReconciledMs: number;
+  rssListenMiB: number;
+  rssReconciledMiB: number;
+  hwmMiB: number;
+  rssFileMiB: number;
+  rounds: StartupRound[];
+}
+
 /** Workload 6: memory during workload 1. */
 export interface RssRow {
   server: ServerId;
@@ -158,6 +256,10 @@ export interface BenchResults {
   cold: ColdRow[];
   range: RangeRow[];
   rss: RssRow[];
+  /** Workload 7 (absent in results written before it existed). */
+  cluster?: ClusterRow[];
+  /** Workload 8 (absent in results written before it existed). */
+  startup?: StartupRow[];
   /** Observations worth reading next to the figures. */
   notes: string[];
   /** Seconds spent per phase. */

@@ -4,27 +4,27 @@
  *
  *   node build/bench/index/startup.js [--entries 100000,1000000] [--keep DIR]
  *
- * Setup (not timed): N blob files under blobs/sha256/xx/ (empty files: reconciliation reads names
- * and, for files without entries, stat; the bytes never matter) and N entries in the index, plus
- * 1 000 files without entries, 1 000 entries without files and 100 leftover temp files, so that
- * reconciliation has every kind of work to do.
+ * Setup (not timed, bench/index/fixture.ts): N blob files under blobs/sha256/xx/ (empty files:
+ * reconciliation reads names and, for files without entries, stat; the bytes never matter) and N
+ * entries in the index, plus 1 000 files without entries, 1 000 entries without files and 100
+ * leftover temp files, so that reconciliation has every kind of work to do. `npm run bench` measures
+ * the same with the real `regmirror serve` (workload 8); this script isolates the index.
  *
  * Measured in a fresh child process: node start → index open → an HTTP server listening on
  * 127.0.0.1 (the mirror's readiness), then reconcile() in the background while the server answers
  * a request every 10 ms (requests answered, worst event-loop delay).
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Layout } from '../../src/store/layout.js';
-import { openLmdbIndex, indexPath } from '../../src/store/index/lmdb-index.js';
+import { openLmdbIndex } from '../../src/store/index/lmdb-index.js';
 import { reconcile } from '../../src/store/index/reconcile.js';
-import type { IndexEntry } from '../../src/store/index/types.js';
+import { addReconcileWork, indexMiB, seedIndexFixture } from './fixture.js';
 
 function procStatus(field: string): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
@@ -32,40 +32,10 @@ function procStatus(field: string): number {
 }
 
 async function setup(dir: string, n: number): Promise<void> {
-  const layout = new Layout(dir);
-  const index = openLmdbIndex({ dataDir: dir });
   const t0 = Date.now();
-  let batch: IndexEntry[] = [];
-  const made = new Set<string>();
-  const touchFile = (hex: string) => {
-    const d = join(layout.root, 'blobs', 'sha256', hex.slice(0, 2));
-    if (!made.has(d)) {
-      mkdirSync(d, { recursive: true });
-      made.add(d);
-    }
-    closeSync(openSync(join(d, hex), 'w'));
-  };
-  for (let i = 0; i < n; i++) {
-    const hex = randomBytes(32).toString('hex');
-    touchFile(hex);
-    batch.push({ kind: 'blob', digest: `sha256:${hex}`, size: 1 + (i % 4_000_000), lastAccess: 1_700_000_000_000 + i, namespaces: ['docker.io'] });
-    if (batch.length === 10_000) {
-      await index.insertMissing(batch);
-      batch = [];
-    }
-  }
-  for (let i = 0; i < 1000; i++) batch.push({ kind: 'blob', digest: `sha256:${randomBytes(32).toString('hex')}`, size: 10, lastAccess: 1, namespaces: [] });
-  await index.insertMissing(batch);
-  for (let i = 0; i < 1000; i++) touchFile(randomBytes(32).toString('hex'));
-  mkdirSync(layout.tmp, { recursive: true });
-  const old = new Date(Date.now() - 3_600_000);
-  for (let i = 0; i < 100; i++) {
-    const p = join(layout.tmp, `sha256-left-${i}`);
-    writeFileSync(p, 'partial');
-    utimesSync(p, old, old);
-  }
-  await index.close();
-  process.stderr.write(`setup of ${n} entries: ${((Date.now() - t0) / 1000).toFixed(0)} s, index file ${(statSync(indexPath(dir)).blocks * 512 / 2 ** 20).toFixed(0)} MiB\n`);
+  await seedIndexFixture(dir, n);
+  await addReconcileWork(dir);
+  process.stderr.write(`setup of ${n} entries: ${((Date.now() - t0) / 1000).toFixed(0)} s, index file ${indexMiB(dir).toFixed(0)} MiB\n`);
 }
 
 /** Child: open, listen, reconcile in the background while answering requests; prints one JSON line. */
