@@ -7,6 +7,7 @@ import type { StoredManifest } from '../../store/manifests.js';
 import type { Metrics } from '../../metrics.js';
 import type { RepoContext } from '../context.js';
 import { sendBuffer } from '../respond.js';
+import { ageSeconds } from '../../tags/age.js';
 
 /** What the manifest handler needs. */
 export interface ManifestHandlerDeps {
@@ -29,6 +30,8 @@ export function manifestHandler({ manifests, tags, metrics }: ManifestHandlerDep
       manifest = answer.manifest;
       ctx.cache = answer.cache;
       headers.vary = 'Accept';
+      // How long ago a registry confirmed the tag: a mirror tier below this one counts its TTL from then.
+      headers.age = String(ageSeconds(answer.confirmedAt, Date.now()));
       if (answer.warning) headers.warning = answer.warning;
     }
     const fromCache = ctx.cache !== 'miss';
