@@ -6,12 +6,17 @@
  * full TTL an answer the regional had already held for a full TTL: staleness up to the sum of both TTLs.
  *
  * The request time, not the response time, is the reference (RFC 9111 §4.2.3: the response delay counts
- * as age), so a slow answer is never taken for fresher than it is. `Age` is whole seconds, so the bound
- * is one TTL plus under a second.
+ * as age), so a slow answer is never taken for fresher than it is. `Age` is whole seconds (rounded down by
+ * the sender), so `Age: n` means n to n+1 seconds and the older end is taken: the bound stays one TTL,
+ * not one TTL plus a second. For TTLs under two seconds the allowance is half the TTL, so an answer with
+ * `Age: 0` is still trusted for a while.
  */
 
 /** Largest Age taken as given (RFC 9111 §1.2.2: 2^31 seconds); larger values are clamped. */
 const MAX_AGE_SECONDS = 2 ** 31;
+
+/** What `Age`'s whole seconds may hide. */
+const AGE_ROUNDING_MS = 999;
 
 /** The `Age` value of an answer confirmed at `confirmedAt` (ms since epoch), at `now`. Never negative. */
 export function ageSeconds(confirmedAt: number, now: number): number {
@@ -43,6 +48,7 @@ export interface UpstreamAnswerAge {
  * even when the stale answer carried no (or a small) Age.
  */
 export function confirmedAt({ requestedAt, age, stale, ttlMs }: UpstreamAnswerAge): number {
-  const at = requestedAt - (parseAge(age) ?? 0) * 1000;
+  const seconds = parseAge(age);
+  const at = seconds === undefined ? requestedAt : requestedAt - seconds * 1000 - Math.min(AGE_ROUNDING_MS, Math.floor(ttlMs / 2));
   return stale ? Math.min(at, requestedAt - ttlMs) : at;
 }

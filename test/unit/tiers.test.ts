@@ -38,14 +38,22 @@ test('Age header parsing: delta-seconds only, first of several, clamped', () => 
 
 test('a mirror upstream\'s answer is confirmed at request time minus its Age', () => {
   const requestedAt = 1_000_000;
-  assert.equal(confirmedAt({ requestedAt, age: '0', stale: false, ttlMs: 60_000 }), requestedAt);
-  assert.equal(confirmedAt({ requestedAt, age: '45', stale: false, ttlMs: 60_000 }), requestedAt - 45_000);
+  // Age is whole seconds rounded down: `Age: n` is taken as the older end, n + 0.999 s.
+  assert.equal(confirmedAt({ requestedAt, age: '0', stale: false, ttlMs: 60_000 }), requestedAt - 999);
+  assert.equal(confirmedAt({ requestedAt, age: '45', stale: false, ttlMs: 60_000 }), requestedAt - 45_999);
+  assert.equal(confirmedAt({ requestedAt, age: '0', stale: false, ttlMs: 400 }), requestedAt - 200, 'a short TTL: half of it at most');
   assert.equal(confirmedAt({ requestedAt, age: undefined, stale: false, ttlMs: 60_000 }), requestedAt, 'no Age: as fresh as the request');
   assert.equal(confirmedAt({ requestedAt, age: 'junk', stale: false, ttlMs: 60_000 }), requestedAt);
   // The bound: the node's entry expires when the regional's confirmation is one TTL old, not one TTL after the node asked.
   const ttlMs = 60_000;
   const at = confirmedAt({ requestedAt, age: '59', stale: false, ttlMs });
-  assert.equal(at + ttlMs - requestedAt, 1_000, 'an answer 59 s old is trusted for 1 more second');
+  assert.equal(at + ttlMs - requestedAt, 1, 'an answer 59.x s old is trusted until 60 s after the older end');
+  // Round trip: the regional's Age of a confirmation, read back by the node, is never later than the truth.
+  for (const elapsed of [0, 1, 999, 1000, 1001, 59_999, 60_000, 123_456]) {
+    const truth = requestedAt - elapsed;
+    const back = confirmedAt({ requestedAt, age: String(ageSeconds(truth, requestedAt)), stale: false, ttlMs });
+    assert.ok(back <= truth && truth - back < 1000, `elapsed ${elapsed}: read back ${truth - back} ms early`);
+  }
 });
 
 test('a stale answer (Warning) is never recorded as fresh, whatever its Age', () => {
@@ -53,7 +61,7 @@ test('a stale answer (Warning) is never recorded as fresh, whatever its Age', ()
   const ttlMs = 60_000;
   assert.equal(confirmedAt({ requestedAt, age: '0', stale: true, ttlMs }), requestedAt - ttlMs);
   assert.equal(confirmedAt({ requestedAt, age: undefined, stale: true, ttlMs }), requestedAt - ttlMs);
-  assert.equal(confirmedAt({ requestedAt, age: '3600', stale: true, ttlMs }), requestedAt - 3_600_000, 'a truthful old Age is kept');
+  assert.equal(confirmedAt({ requestedAt, age: '3600', stale: true, ttlMs }), requestedAt - 3_600_999, 'a truthful old Age is kept');
 });
 
 test('mirrorUpstreams marks upstreams from the file, the environment and the flag; * marks all', () => {
