@@ -119,11 +119,12 @@ describe('two tiers: node mirrors whose upstream is a regional mirror', () => {
     assert.equal(countAccess(logA, { method: 'GET', kind: 'blob' }), 0, `no blob from A:\n${describeLog(logA)}`);
     assert.ok(logB.some((e) => e.path.includes('/referrers/') || e.path.includes(`sha256-${toolB.manifestDigest.slice(7)}`)), `B was asked for the referrers:\n${describeLog(logB)}`);
     for (const e of [...logA, ...logB]) assert.ok(!e.path.includes('ns='), `?ns= is for the regional, not the registry: ${e.path}`);
-    // The regional was asked with ?ns= on every endpoint kind.
+    // The regional was asked with ?ns= on every endpoint kind (its log line is written when the response closes: wait for it).
+    const expected = [/^\/v2\/org\/tool\/manifests\/2\?ns=ghcr\.io$/, /^\/v2\/org\/tool\/blobs\/sha256:[0-9a-f]{64}\?ns=ghcr\.io$/, /^\/v2\/org\/tool\/tags\/list\?ns=ghcr\.io$/, /^\/v2\/org\/tool\/referrers\/sha256:[0-9a-f]{64}\?ns=ghcr\.io$/, /^\/v2\/acme\/web\/manifests\/stable\?ns=docker\.io$/, /^\/v2\/org\/tool\/tags\/list\?ns=docker\.io$/];
+    const deadline = performance.now() + 10_000;
+    while (!expected.every((re) => regional.requests().some((r) => re.test(r.path))) && performance.now() < deadline) await delay(50);
     const asked = regional.requests();
-    for (const re of [/^\/v2\/org\/tool\/manifests\/2\?ns=ghcr\.io$/, /^\/v2\/org\/tool\/blobs\/sha256:[0-9a-f]{64}\?ns=ghcr\.io$/, /^\/v2\/org\/tool\/tags\/list\?ns=ghcr\.io$/, /^\/v2\/org\/tool\/referrers\/sha256:[0-9a-f]{64}\?ns=ghcr\.io$/, /^\/v2\/acme\/web\/manifests\/stable\?ns=docker\.io$/, /^\/v2\/org\/tool\/tags\/list\?ns=docker\.io$/]) {
-      assert.ok(asked.some((r) => re.test(r.path)), `regional asked ${re}:\n${asked.map((r) => `${r.method} ${r.path} ${r.status}`).join('\n')}`);
-    }
+    for (const re of expected) assert.ok(asked.some((r) => re.test(r.path)), `regional asked ${re}:\n${asked.map((r) => `${r.method} ${r.path} ${r.status}`).join('\n')}`);
     assert.ok(asked.every((r) => /[?&]ns=(docker\.io|ghcr\.io)(&|$)/.test(r.path) || r.path === '/v2/'), 'every request of the node carried ?ns=');
   });
 
@@ -239,6 +240,7 @@ describe('two tiers with containerd: node → regional → registry', () => {
     const nodeArgs = ['--upstream', `docker.io=${regional.url}`, '--mirror-upstream', 'docker.io', '--tag-ttl', '1h'];
     const started = performance.now();
     const nodes: Tier[] = [];
+    let afterFirst = 0;
     for (const [i, name] of ['node-1', 'node-2'].entries()) {
       const node = await startTier(name, nodeArgs);
       nodes.push(node);
@@ -256,7 +258,9 @@ describe('two tiers with containerd: node → regional → registry', () => {
       for (const b of [img.configBlob, ...img.layers]) assert.equal(countAccess(log, { method: 'GET', kind: 'blob', reference: b.digest }), 1, `${name}: blob ${b.digest} fetched from the registry once:\n${describeLog(log)}`);
       assert.equal(blobGets.length, 1 + img.layers.length);
       assert.equal(countAccess(log, { method: 'GET', kind: 'manifest', reference: img.manifestDigest }), 1, 'the manifest GET once');
+      if (i === 0) afterFirst = log.length;
       if (i === 1) {
+        assert.equal(log.length, afterFirst, `node 2 cost the registry no request at all:\n${describeLog(log)}`);
         // Node 2 asked the regional for everything, and the regional had it all: the registry saw nothing new.
         const asked = regional.requests().filter((r) => r.method === 'GET' && r.path.includes('/blobs/'));
         assert.equal(asked.length, 2 * (1 + img.layers.length), 'the regional served each blob to each node once');
