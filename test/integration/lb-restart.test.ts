@@ -5,7 +5,8 @@
  * upstream a distribution registry behind the throttling relay.
  *
  * While clients pull continuously through nginx (manifests by tag and every blob, sha256 checked; two of
- * them slow readers whose transfers outlive a SIGTERM), the replicas are restarted one after another:
+ * them slow readers, plus two slow transfers started on each replica just before its SIGTERM), the replicas
+ * are restarted one after another:
  * SIGTERM (graceful drain), wait for the exit, start it again on the same port and data dir, wait until
  * `/readyz` says ready, then the next. Every pull completes with the right bytes, every replica exits 0,
  * and the upstream sees each blob once for the whole fleet, twice at most (when its only holder is the
@@ -196,7 +197,18 @@ describe('three cluster replicas behind nginx: a rolling restart fails no pull',
 
     const restarts: Array<{ replica: number; drainMs: number; downMs: number; code: number | null; signal: string | null }> = [];
     await delay(300); // the cold round is in flight
+    const pinned: Array<Promise<void>> = [];
     for (const [i, r] of replicas.entries()) {
+      // Two slow transfers certainly on this replica when the signal comes (the LB's spread is left to chance).
+      const big = images[i]!.layers[0]!;
+      for (let k = 0; k < 2; k++) {
+        pinned.push(
+          get(`${r.url}/v2/lb/app${i}/blobs/${big.digest}`, { bytesPerSecond: 4 * MiB }).then((got) => {
+            if (got.status !== 200 || !got.complete || got.digest !== big.digest) failures.push(`in flight on replica ${i} at SIGTERM: ${JSON.stringify(got)}`);
+          }),
+        );
+      }
+      await delay(200);
       const t0 = performance.now();
       const exit = await r.proc.stop({ graceMs: 45_000 });
       const drained = performance.now();
@@ -207,7 +219,7 @@ describe('three cluster replicas behind nginx: a rolling restart fails no pull',
     }
     await delay(1000);
     stop = true;
-    await Promise.all(workers);
+    await Promise.all([...workers, ...pinned]);
     const wallMs = Math.round(performance.now() - started);
 
     const log = relay.stats().log;
