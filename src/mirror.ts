@@ -110,7 +110,7 @@ export class Mirror {
     });
     const a = this.server.address() as AddressInfo;
     const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    const served = this.config.upstreams.map((u) => `${u.namespace} by ${u.url}${u.namespace === this.config.defaultNamespace ? ' (default)' : ''}`);
+    const served = this.config.upstreams.map((u) => `${u.namespace} by ${u.url}${u.mirror ? ' (a mirror: ?ns=)' : ''}${u.namespace === this.config.defaultNamespace ? ' (default)' : ''}`);
     this.log.info({ address: `${h}:${a.port}`, upstreams: this.config.upstreams.map((u) => `${u.namespace}=${u.url}`), default: this.config.defaultNamespace, dataDir: this.parts.layout.root }, `regmirror listening; serving ${served.join(', ')}`);
     if (!this.parts.namespaces.get('docker.io')) {
       // containerd asks for docker.io images with ?ns=docker.io: without that namespace they get 404 and containerd quietly pulls from Docker Hub.

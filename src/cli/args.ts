@@ -17,6 +17,8 @@ Options (flags override REGMIRROR_* environment variables, which override the co
   --upstream [NS=]URL    upstream registry; repeatable. A bare URL is the default upstream;
                          NS=URL maps a registry host, e.g. ghcr.io=https://ghcr.io
                          [https://registry-1.docker.io]         (REGMIRROR_UPSTREAM, comma-separated)
+  --mirror-upstream NS   the upstream of NS is a mirror (a regional regmirror): send it ?ns=NS;
+                         repeatable, * for all                  (REGMIRROR_MIRROR_UPSTREAMS)
   --data-dir DIR         cache directory [./data]               (REGMIRROR_DATA_DIR)
   --tag-ttl DURATION     how long a tag answer is trusted before revalidation [60s]
                                                                 (REGMIRROR_TAG_TTL)
@@ -47,6 +49,7 @@ export function parseCommand(argv: string[]): Command {
       config: { type: 'string' },
       listen: { type: 'string' },
       upstream: { type: 'string', multiple: true },
+      'mirror-upstream': { type: 'string', multiple: true },
       'data-dir': { type: 'string' },
       'tag-ttl': { type: 'string' },
       'max-size': { type: 'string' },
@@ -66,6 +69,7 @@ export function parseCommand(argv: string[]): Command {
   const input: ConfigInput = {};
   if (values.listen !== undefined) input.listen = values.listen;
   if (values.upstream !== undefined) input.upstreams = values.upstream;
+  if (values['mirror-upstream'] !== undefined) input.mirrorUpstreams = values['mirror-upstream'];
   if (values['data-dir'] !== undefined) input.dataDir = values['data-dir'];
   if (values['tag-ttl'] !== undefined) input.tagTtl = values['tag-ttl'];
   if (values['max-size'] !== undefined) input.maxSize = values['max-size'];

@@ -54,6 +54,8 @@ export interface ConfigInput {
   listen?: string | number;
   dataDir?: string;
   upstreams?: string[];
+  /** Namespaces whose upstream is a mirror (a regional regmirror) to be sent `?ns=`; `'*'` for all. */
+  mirrorUpstreams?: string[];
   tagTtl?: string | number;
   logLevel?: string;
   redis?: string | RedisInput;
@@ -133,6 +135,28 @@ function upstreamsValue(v: unknown, key: string): ReturnType<typeof resolveUpstr
     return resolveUpstreams(specs);
   } catch (err) {
     throw new ConfigError(key, (err as Error).message);
+  }
+}
+
+/** `mirrorUpstreams`: namespaces (or `*`), lowercased; checked against the upstreams when applied. */
+function namespaceList(v: unknown, key: string): string[] {
+  return strList(v, key).map((n) => n.trim().toLowerCase());
+}
+
+/**
+ * Marks the named upstreams as mirrors. The setting runs after `upstreams` (table order), so every name is
+ * checked against the upstreams configured by whichever source: a typo must fail at start, since a
+ * regional tier asked without `?ns=` would answer from its default registry.
+ */
+function applyMirrorUpstreams(c: MirrorConfig, names: string[]): void {
+  for (const [i, ns] of names.entries()) {
+    if (ns === '*') {
+      for (const u of c.upstreams) u.mirror = true;
+      continue;
+    }
+    const u = c.upstreams.find((x) => x.namespace === ns);
+    if (!u) throw new ConfigError(`mirrorUpstreams[${i}]`, `${ns} is not a configured upstream (${c.upstreams.map((x) => x.namespace).join(', ')}); use * for all`);
+    u.mirror = true;
   }
 }
 
@@ -218,6 +242,7 @@ const SETTINGS: readonly Setting[] = [
   setting('listen', listenValue, (c, v) => (c.listen = v)),
   setting('dataDir', str, (c, v) => (c.dataDir = v)),
   setting('upstreams', upstreamsValue, (c, v) => Object.assign(c, v)),
+  setting('mirrorUpstreams', namespaceList, applyMirrorUpstreams),
   setting('tagTtl', duration, (c, v) => (c.tagTtlMs = v)),
   setting('logLevel', logLevelValue, (c, v) => (c.logLevel = v)),
   setting('redis.url', redisUrlValue, (c, v) => (c.redisUrl = v)),
@@ -435,6 +460,8 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): ConfigInput & { c
   }
   const up = s('REGMIRROR_UPSTREAM');
   if (up) out.upstreams = up.split(/[\s,]+/).filter(Boolean);
+  const mirrors = s('REGMIRROR_MIRROR_UPSTREAMS');
+  if (mirrors) out.mirrorUpstreams = mirrors.split(/[\s,]+/).filter(Boolean);
   return out as ConfigInput & { config?: string };
 }
 

@@ -21,6 +21,14 @@ export interface UpstreamConfig {
   credentials?: Credentials;
   /** Rewrite single-component names to `library/<name>` (Docker Hub's official images). */
   libraryPrefix: boolean;
+  /**
+   * The upstream is itself a mirror serving several registries (a regional regmirror, a tier above this
+   * one): every request to it carries `?ns=<namespace>` as containerd sends to a mirror host, so it fetches
+   * from the registry this upstream stands for and not its own default; its tag answers' `Age` and
+   * `Warning` are honoured, so a client's staleness stays within one TTL across both tiers. Default false:
+   * a plain registry is never sent `?ns=`. YAML `mirrorUpstreams: [docker.io]`, flag `--mirror-upstream`.
+   */
+  mirror?: boolean;
 }
 
 /** Limits and timeouts towards upstreams. */

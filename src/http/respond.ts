@@ -4,7 +4,7 @@ import { toRegistryError } from './registry-errors.js';
 import type { RequestContext } from './context.js';
 
 /** Headers of the success path that an error answer must not keep. */
-const SUCCESS_HEADERS = ['content-range', 'accept-ranges', 'etag', 'docker-content-digest', 'content-encoding', 'vary', 'cache-control', 'warning'];
+const SUCCESS_HEADERS = ['content-range', 'accept-ranges', 'etag', 'docker-content-digest', 'content-encoding', 'vary', 'cache-control', 'warning', 'age'];
 
 /** Sends the registry error for `err`; on a response already under way, aborts it (never a clean, short body). */
 export function sendError(ctx: RequestContext, err: unknown): void {

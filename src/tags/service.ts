@@ -19,16 +19,26 @@ import { SingleFlight } from '../fill/flight.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
 import type { RevalidationGate } from './gate.js';
+import { confirmedAt } from './age.js';
+import type { IncomingHttpHeaders } from 'node:http';
 
 /** How a tag was answered. */
 export type TagCache = 'hit' | 'revalidated' | 'miss' | 'stale';
 
-/** A tag's answer: the manifest, how it was found, and the Warning for a stale answer. */
+/** A tag's answer: the manifest, how it was found, when it was confirmed, and the Warning for a stale answer. */
 export interface TagAnswer {
   manifest: StoredManifest;
   cache: TagCache;
+  /**
+   * When a registry last confirmed the tag, ms since epoch (through a mirror upstream: when *its* registry
+   * did). Sent to clients as `Age`, so a mirror tier below this one keeps one TTL of staleness, not two.
+   */
+  confirmedAt: number;
   warning?: string;
 }
+
+/** Longest Warning text passed on from a mirror upstream. */
+const MAX_WARNING_LENGTH = 1024;
 
 /** What the tag service needs. */
 export interface TagServiceDeps {
@@ -77,7 +87,7 @@ export class TagService {
     const h = this.hot.get(`${upstream.namespace}/${repository}:${tag}\u0000${accept.key}`);
     if (h === undefined || Date.now() - h.checkedAt >= this.deps.ttlMs) return undefined;
     const manifest = this.deps.manifests.peek(h.digest);
-    return manifest === undefined ? undefined : { manifest, cache: 'hit' };
+    return manifest === undefined ? undefined : { manifest, cache: 'hit', confirmedAt: h.checkedAt };
   }
 
   /** Resolves a tag for a client with the given Accept set. */
@@ -91,7 +101,7 @@ export class TagService {
       if (d) {
         const { manifest, hit } = await deps.manifests.byDigest(upstream, repository, d);
         if (deps.store.shared !== true) this.hot.set(flightKey, { digest: d, checkedAt: entry.checkedAt });
-        return { manifest, cache: hit ? 'hit' : 'miss' };
+        return { manifest, cache: hit ? 'hit' : 'miss', confirmedAt: entry.checkedAt };
       }
     }
     const known404 = this.missing.recall(flightKey);
@@ -126,7 +136,7 @@ export class TagService {
     if (d) {
       // Another mirror of the cluster revalidated while we waited: its answer, no HEAD of ours.
       const { manifest } = await this.deps.manifests.byDigest(upstream, key.repository, d);
-      return { manifest, cache: entry?.digest === manifest.digest ? 'revalidated' : 'miss' };
+      return { manifest, cache: entry?.digest === manifest.digest ? 'revalidated' : 'miss', confirmedAt: theirs.checkedAt };
     }
     try {
       return await this.revalidateUpstream(upstream, key, accept, entry, flightKey);
@@ -138,6 +148,7 @@ export class TagService {
   private async revalidateUpstream(upstream: Upstream, key: TagKey, accept: AcceptSet, entry: TagEntry | undefined, flightKey: string): Promise<TagAnswer> {
     const { deps } = this;
     const { repository, tag } = key;
+    const requestedAt = Date.now();
     const res = await upstream.request({
       kind: 'tag-head',
       method: 'HEAD',
@@ -156,10 +167,27 @@ export class TagService {
     const manifest = d ? (await deps.manifests.byDigest(upstream, repository, d)).manifest : await deps.manifests.byTag(upstream, repository, tag, accept);
     const unchanged = entry?.digest === manifest.digest;
     deps.metrics.tagRevalidations.inc({ result: unchanged ? 'unchanged' : entry ? 'changed' : 'new' });
-    await deps.store.set(key, accept.key, { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length, checkedAt: Date.now() });
+    const tier = upstream.isMirror ? this.mirrorAnswer(res.headers, requestedAt) : undefined;
+    const checkedAt = tier?.confirmedAt ?? Date.now();
+    await deps.store.set(key, accept.key, { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length, checkedAt });
     this.outages.delete(flightKey);
     this.missing.forget(flightKey);
-    return { manifest, cache: unchanged ? 'revalidated' : 'miss' };
+    if (tier?.warning !== undefined) {
+      // The tier above served it stale: so do we, saying so, and it is not taken as confirmed (see age.ts).
+      deps.metrics.staleServed.inc({ upstream: key.namespace });
+      deps.log.warn({ upstream: key.namespace, repository, tag, digest: manifest.digest, confirmedAt: new Date(checkedAt).toISOString() }, 'the mirror upstream served a stale tag; passing it on as stale');
+      return { manifest, cache: 'stale', confirmedAt: checkedAt, warning: tier.warning };
+    }
+    return { manifest, cache: unchanged ? 'revalidated' : 'miss', confirmedAt: checkedAt };
+  }
+
+  /** A mirror upstream's tag answer: confirmed when its `Age` says, stale when it carries a `Warning`. */
+  private mirrorAnswer(headers: IncomingHttpHeaders, requestedAt: number): { confirmedAt: number; warning?: string } {
+    const raw = headers.warning;
+    const warning = (Array.isArray(raw) ? raw.join(', ') : raw)?.replace(/[\r\n]+/g, ' ').slice(0, MAX_WARNING_LENGTH);
+    const stale = warning !== undefined && warning.trim() !== '';
+    const at = confirmedAt({ requestedAt, age: headers.age, stale, ttlMs: this.deps.ttlMs });
+    return stale ? { confirmedAt: at, warning: warning! } : { confirmedAt: at };
   }
 
   /** The last known manifest of the tag that this client accepts, if it is still cached. */
@@ -175,7 +203,7 @@ export class TagService {
       const at = new Date(c.checkedAt).toISOString();
       deps.metrics.staleServed.inc({ upstream: key.namespace });
       deps.log.warn({ upstream: key.namespace, repository: key.repository, tag: key.tag, digest: c.digest, confirmedAt: at, reason }, 'upstream failed; serving stale tag');
-      return { manifest, cache: 'stale', warning: `299 - "regmirror: upstream ${key.namespace} unavailable (${reason}); serving ${key.repository}:${key.tag} as last confirmed at ${at}"` };
+      return { manifest, cache: 'stale', confirmedAt: c.checkedAt, warning: `299 - "regmirror: upstream ${key.namespace} unavailable (${reason}); serving ${key.repository}:${key.tag} as last confirmed at ${at}"` };
     }
     return undefined;
   }

@@ -97,6 +97,8 @@ export class Upstream {
   private readonly trust: UpstreamTrust;
   /** For hosts the upstream names (redirect targets, token realms elsewhere): connects only where {@link trust} allows. */
   private readonly named: Agent;
+  /** The "answers like a mirror" hint was logged. */
+  private hinted = false;
 
   constructor(readonly config: UpstreamConfig, private readonly deps: UpstreamDeps) {
     this.namespace = config.namespace;
@@ -119,9 +121,36 @@ export class Upstream {
     return this.config.libraryPrefix && !clientName.includes('/') ? `library/${clientName}` : clientName;
   }
 
+  /** True when this upstream is a mirror of several registries (a regional regmirror): it is told the namespace. */
+  get isMirror(): boolean {
+    return this.config.mirror === true;
+  }
+
   private url(path: string): URL {
     const u = new URL(this.base.href.replace(/\/$/, '') + path);
+    // Appended, not `searchParams.set`: re-serializing would re-encode the query the caller built.
+    if (this.isMirror) u.search = `${u.search ? `${u.search}&` : '?'}ns=${encodeURIComponent(this.namespace)}`;
     return u;
+  }
+
+  /**
+   * A mirror upstream names the registry it answered for in `OCI-Namespace` (regmirror and containerd's
+   * convention). One that answered for another registry than asked (it ignored `?ns=`, or routes it
+   * elsewhere) would hand us another registry's content under this name: refused. A plain upstream that
+   * sends the header is probably a mirror configured as a registry: said once, behaviour unchanged, since
+   * guessing would send `?ns=` to a registry nobody declared a mirror.
+   */
+  private checkNamespace(headers: IncomingHttpHeaders): void {
+    const echoed = header(headers, 'oci-namespace')?.trim().toLowerCase();
+    if (echoed === undefined || echoed === '') return;
+    if (this.isMirror) {
+      if (echoed !== this.namespace) {
+        throw new UpstreamUnavailable(`the mirror upstream answered for ${echoed.slice(0, 255)}, not ${this.namespace}`, { upstream: this.namespace, reason: 'namespace-mismatch', detail: { asked: this.namespace, answered: echoed.slice(0, 255) } });
+      }
+    } else if (!this.hinted) {
+      this.hinted = true;
+      this.deps.log.warn({ upstream: this.namespace, url: this.base.origin, ociNamespace: echoed.slice(0, 255) }, 'the upstream answers like a mirror (OCI-Namespace); if it serves several registries, declare it with mirrorUpstreams (--mirror-upstream) so namespaces pass through as ?ns=');
+    }
   }
 
   private async send(kind: UpstreamKind, method: 'GET' | 'HEAD', url: URL, headers: Record<string, string>, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
@@ -196,6 +225,15 @@ export class Upstream {
           throw new UpstreamUnavailable('the upstream redirected to an unsupported scheme', { upstream: this.namespace, reason: 'redirect-refused', detail: { why } });
         }
         continue;
+      }
+      if (sameOrigin) {
+        try {
+          this.checkNamespace(res.headers);
+        } catch (err) {
+          // dump, not destroy: a destroyed body would emit an error nobody listens to.
+          void res.body.dump().catch(() => undefined);
+          throw err;
+        }
       }
       return { status, headers: res.headers, body: res.body, url: url.href };
     }

@@ -7,6 +7,7 @@ import type { StoredManifest } from '../../store/manifests.js';
 import type { Metrics } from '../../metrics.js';
 import type { RepoContext } from '../context.js';
 import { sendFlat } from '../respond.js';
+import { ageSeconds } from '../../tags/age.js';
 
 /** What the manifest handler needs. */
 export interface ManifestHandlerDeps {
@@ -32,13 +33,19 @@ function manifestHeaders(m: StoredManifest): readonly string[] {
 
 const VARY_ACCEPT: readonly string[] = ['vary', 'Accept'];
 
-/** Sends a manifest (or 304 when the client holds it). Tag answers vary by Accept and may carry a Warning. */
+/** Sends a manifest (or 304 when the client holds it). Tag answers vary by Accept, carry their Age and may carry a Warning. */
 function send(ctx: RepoContext, metrics: Metrics, manifest: StoredManifest, tag: TagAnswer | undefined): void {
   const fromCache = ctx.cache !== 'miss';
   if (fromCache) metrics.hit('manifest');
   else metrics.misses.inc({ kind: 'manifest' });
   const own = manifestHeaders(manifest);
-  const headers = tag === undefined ? own : tag.warning === undefined ? VARY_ACCEPT.concat(own) : VARY_ACCEPT.concat(['warning', tag.warning], own);
+  // A tag answer says how long ago a registry confirmed it (`Age`): a mirror tier below this one counts its TTL from then.
+  let headers = own;
+  if (tag !== undefined) {
+    const age = ['age', String(ageSeconds(tag.confirmedAt, Date.now()))];
+    if (tag.warning !== undefined) age.push('warning', tag.warning);
+    headers = VARY_ACCEPT.concat(age, own);
+  }
   const inm = ctx.req.headers['if-none-match'];
   if (inm !== undefined && inm.split(',').some((t) => t.trim() === `"${manifest.digest}"`)) {
     // A 304 has no body and announces none: every header but Content-Length.
