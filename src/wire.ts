@@ -88,11 +88,12 @@ export function wire(
   opts: { processMetrics: boolean; draining: () => boolean; statusSources?: Pick<StatusSources, 'cache' | 'peers'> },
 ): MirrorParts {
   const metrics = new Metrics({ defaultMetrics: opts.processMetrics });
-  const layout = new Layout(config.dataDir);
+  // isolateNamespaces: each namespace's content in its own trees (store/layout.ts), one index and cap over all.
+  const layout = new Layout(config.dataDir, { isolate: config.isolateNamespaces });
   // The evictor asks what is in use; those parts exist only below, hence the late-bound hooks.
   const cache = openDiskCache(layout, config.cache, metrics, log, () => ({
-    isInUse: (kind, digest) => kind === 'blob' && (blobStore.inUse(digest) || fills.has(digest)),
-    evicted: (kind, digest) => (kind === 'blob' ? blobStore.forget(digest) : manifestStore.forget(digest)),
+    isInUse: (kind, digest, scope) => kind === 'blob' && (blobStore.inUse(digest, scope) || fills.has(digest, scope)),
+    evicted: (kind, digest, scope) => (kind === 'blob' ? blobStore.forget(digest, scope) : manifestStore.forget(digest, scope)),
   }));
   const blobStore = new BlobStore(layout, config.blobMemoryBytes, config.blobMemoryItemBytes, cache.index);
   const manifestStore = new ManifestStore(layout, config.manifestMemoryBytes, cache.index);
@@ -125,7 +126,12 @@ export function wire(
     : undefined;
   const tags = new TagService({ store: tagStore, manifests, metrics, log, ttlMs: config.tagTtlMs, revalidateMs: config.upstreamTimeouts.revalidateMs, negativeTtlMs: config.negativeTtlMs, ...(cluster ? { gate: cluster.tagGate } : {}) });
   const bandwidth = new Bandwidth(config.bandwidth);
-  const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range, bandwidth, ...(cluster ? { origins: cluster.origins } : {}) });
+  // Peer fills are off with isolated namespaces: the peer protocol names a digest only, and a peer must not
+  // become a way to read another namespace's copy. Leases, directory and the peer endpoint then see no
+  // isolated content (the endpoint answers from the shared trees, which stay empty); tag revalidation is
+  // still shared, its keys carry the namespace.
+  const peerFills = cluster && !config.isolateNamespaces ? cluster.origins : undefined;
+  const blobs = new BlobService({ store: blobStore, fills, metrics, range: config.range, bandwidth, ...(peerFills ? { origins: peerFills } : {}) });
   const budget = new BufferBudget(config.limits.transferBufferBytes);
   const sender = new Sender({ budget, writeIdleMs: config.limits.writeIdleTimeoutMs });
   const referrers = new ReferrersService({ tags, metrics, log, ttlMs: config.tagTtlMs, maxBytes: config.maxManifestBytes });

@@ -20,6 +20,7 @@ import { StreamSource } from '../body/stream-source.js';
 import type { Fills } from '../fill/fills.js';
 import type { FillBody, FillOrigin } from '../fill/blob-fill.js';
 import type { BlobStore } from '../store/blobs.js';
+import { scopedKey } from '../store/layout.js';
 import { formatRangeHeader, parseRangeSpecs } from '../range/parse.js';
 import { isWholeFromZero, selectRanges, type Selection } from '../range/select.js';
 import { upstreamParts } from '../range/upstream-parts.js';
@@ -102,9 +103,10 @@ export class BlobService {
 
   /** The blob's size without moving its bytes: cache, fill in flight, else an upstream HEAD. */
   async stat(req: BlobRequest): Promise<BlobStat> {
-    const size = await this.deps.store.size(req.digest);
+    const ns = req.upstream.namespace;
+    const size = await this.deps.store.size(req.digest, ns);
     if (size !== undefined) return { size, cache: 'hit' };
-    const fill = this.deps.fills.get(req.digest);
+    const fill = this.deps.fills.get(req.digest, ns);
     if (fill && fill.size !== undefined) return { size: fill.size, cache: 'joined' };
     return { size: await remoteBlobSize(req.upstream, req.repository, req.digest), cache: 'miss' };
   }
@@ -116,7 +118,7 @@ export class BlobService {
     const cached = await this.fromCache(req);
     if (cached) return cached;
     const wantsRange = req.range !== undefined && !isWholeFromZero(req.range) && this.ifRangeHolds(req);
-    if (!fills.get(d) && wantsRange && !range.fillOnMiss) {
+    if (!fills.get(d, req.upstream.namespace) && wantsRange && !range.fillOnMiss) {
       const miss = await this.rangeMiss(req, req.range!);
       if (miss) return miss;
     }
@@ -130,7 +132,7 @@ export class BlobService {
   async openLocal(req: LocalBlobRequest): Promise<BlobAnswer | undefined> {
     const cached = await this.fromCache(req);
     if (cached) return cached;
-    const fill = this.deps.fills.get(req.digest);
+    const fill = this.deps.fills.get(req.digest, req.upstream?.namespace);
     if (!fill) return undefined;
     const source = fill.reader();
     try {
@@ -148,9 +150,10 @@ export class BlobService {
   private async fromCache(req: LocalBlobRequest): Promise<BlobAnswer | undefined> {
     const { store } = this.deps;
     const d = req.digest;
-    const hot = store.fromMemory(d);
+    const ns = req.upstream?.namespace;
+    const hot = store.fromMemory(d, ns);
     if (hot) return this.cached(req, new MemorySource(hot));
-    const blob = await store.open(d);
+    const blob = await store.open(d, ns);
     if (blob) {
       if (blob.size <= store.memoryItemMax) {
         // Small and hot: read once, keep it in memory, serve it from there from now on.
@@ -158,7 +161,7 @@ export class BlobService {
           const buf = Buffer.allocUnsafe(blob.size);
           const { bytesRead } = await blob.handle.read(buf, 0, blob.size, 0);
           if (bytesRead === blob.size) {
-            store.remember(d, buf);
+            store.remember(d, buf, ns);
             return this.cached(req, new MemorySource(buf));
           }
         } finally {
@@ -175,7 +178,7 @@ export class BlobService {
     const { fills, origins } = this.deps;
     const { upstream, repository, digest: d } = req;
     const whole = blobOrigin(upstream, repository, d, this.deps.bandwidth?.forUpstream(upstream.namespace));
-    if (!origins || fills.get(d)) return fills.obtain(d, whole, upstream.namespace);
+    if (!origins || fills.get(d, upstream.namespace)) return fills.obtain(d, whole, upstream.namespace);
     const plan = origins.choose(d, { whole, from: blobOriginFrom(upstream, repository, d) });
     const got = fills.obtain(d, plan.origin, upstream.namespace);
     if (!got.joined && plan.done) {
@@ -226,12 +229,14 @@ export class BlobService {
   private noteRangeMiss(req: BlobRequest): void {
     const after = this.deps.range.fillAfterMisses;
     if (after <= 0) return;
-    const n = (this.rangeMisses.get(req.digest.value) ?? 0) + 1;
+    // Counted per scope: with isolated namespaces, one namespace's misses never fill another's copy.
+    const key = scopedKey(req.digest.value, this.deps.store.layout.scopeOf(req.upstream.namespace));
+    const n = (this.rangeMisses.get(key) ?? 0) + 1;
     if (n < after) {
-      this.rangeMisses.set(req.digest.value, n);
+      this.rangeMisses.set(key, n);
       return;
     }
-    this.rangeMisses.delete(req.digest.value);
+    this.rangeMisses.delete(key);
     const { fill } = this.obtainFill(req);
     this.deps.metrics.backgroundFills.inc({ reason: 'range-misses' });
     fill.finished.catch(() => undefined);

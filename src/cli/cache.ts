@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { parseSize } from '../config/size.js';
 import { parseDigest, type Digest } from '../oci/digest.js';
-import { Layout } from '../store/layout.js';
+import { isScopeName, Layout, type Scope } from '../store/layout.js';
 import { Evictor } from '../store/index/evictor.js';
 import { openLmdbIndex, type LmdbCacheIndex } from '../store/index/lmdb-index.js';
 import { DEFAULT_MAX_SIZE, filesystemSpace, formatBytes, parseMaxSize, resolveCap, type MaxSize } from '../config/max-size.js';
@@ -30,8 +30,9 @@ Commands:
   du                         size, objects, cap, free space, by namespace
   ls [--sort access|size] [--limit N]
                              cached objects, least recently used first (or largest first)
-  rm REF|DIGEST [--force]    remove a digest (blob and/or manifest), or the manifests a tag
-                             answer points at (and the tag answers); pinned ones need --force
+  rm REF|DIGEST [--force]    remove a digest (blob and/or manifest, every namespace's copy), or the
+                             manifests a tag answer points at (and the tag answers); pinned ones
+                             need --force
   gc [--to SIZE]             evict least recently used objects down to SIZE [the low watermark]
 
 Options:
@@ -219,37 +220,45 @@ function ls(index: LmdbCacheIndex, sort: string, rawLimit: string | undefined, j
   out(`${'KIND'.padEnd(9)}${'SIZE'.padStart(10)}  ${'LAST ACCESS'.padEnd(24)}  DIGEST  NAMESPACES`);
   for (const e of entries) {
     const pin = index.isPinned(e.digest) ? ' (pinned)' : '';
-    out(`${e.kind.padEnd(9)}${formatBytes(e.size).padStart(10)}  ${new Date(e.lastAccess).toISOString().padEnd(24)}  ${e.digest}  ${e.namespaces.join(',')}${pin}`);
+    const own = e.scope !== undefined ? ' (isolated copy)' : '';
+    out(`${e.kind.padEnd(9)}${formatBytes(e.size).padStart(10)}  ${new Date(e.lastAccess).toISOString().padEnd(24)}  ${e.digest}  ${e.namespaces.join(',')}${own}${pin}`);
   }
   return 0;
 }
 
 /** File first, then entry: the order the evictor uses (see evictor.ts). */
-async function removeObject(index: LmdbCacheIndex, layout: Layout, kind: ObjectKind, d: Digest): Promise<boolean> {
-  const had = index.get(kind, d) !== undefined;
+async function removeObject(index: LmdbCacheIndex, layout: Layout, kind: ObjectKind, d: Digest, scope: Scope): Promise<boolean> {
+  const had = index.get(kind, d, scope) !== undefined;
   let removedFile = false;
   try {
-    await unlink(kind === 'blob' ? layout.blob(d) : layout.manifest(d));
+    await unlink(kind === 'blob' ? layout.blob(d, scope) : layout.manifest(d, scope));
     removedFile = true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  await index.remove(kind, d);
+  await index.remove(kind, d, scope);
   return had || removedFile;
+}
+
+/** The shared trees and every namespace's own (isolateNamespaces), from the index and the disk. */
+async function allScopes(index: LmdbCacheIndex, layout: Layout): Promise<Scope[]> {
+  return [undefined, ...new Set([...index.scopes(), ...(await layout.scopesOnDisk())])];
 }
 
 async function rm(index: LmdbCacheIndex, layout: Layout, args: string[], force: boolean): Promise<number> {
   if (args.length !== 1 || !args[0]) throw new Error('rm takes one REF or DIGEST');
   const arg = args[0];
-  const digests: Array<{ d: Digest; kinds: readonly ObjectKind[] }> = [];
+  // A digest names every copy of it; a tag answer's manifest is the shared copy or its namespace's own.
+  const every = await allScopes(index, layout);
+  const digests: Array<{ d: Digest; kinds: readonly ObjectKind[]; scopes: readonly Scope[] }> = [];
   let tagsRemoved = 0;
   const bare = parseDigest(arg);
   if (bare) {
-    digests.push({ d: bare, kinds: OBJECT_KINDS });
+    digests.push({ d: bare, kinds: OBJECT_KINDS, scopes: every });
   } else {
     const ref = parseImageReference(arg);
     if (ref.digest) {
-      digests.push({ d: ref.digest, kinds: ['manifest'] });
+      digests.push({ d: ref.digest, kinds: ['manifest'], scopes: ref.namespace === undefined || !isScopeName(ref.namespace) ? every : [undefined, ref.namespace] });
     } else {
       // Tag answers are stored under the upstream's repository name: `alpine` is `library/alpine` on Docker Hub.
       const repos = new Set([ref.repository, `library/${ref.repository}`]);
@@ -260,7 +269,10 @@ async function rm(index: LmdbCacheIndex, layout: Layout, args: string[], force: 
       }
       for (const m of matches) {
         const d = parseDigest(m.answer.digest);
-        if (d && !digests.some((x) => x.d.value === d.value)) digests.push({ d, kinds: ['manifest'] });
+        if (!d) continue;
+        const known = digests.find((x) => x.d.value === d.value);
+        if (!known) digests.push({ d, kinds: ['manifest'], scopes: [undefined, m.key.namespace] });
+        else if (!known.scopes.includes(m.key.namespace)) known.scopes = [...known.scopes, m.key.namespace];
       }
       const pinnedTargets = digests.filter((x) => index.isPinned(x.d));
       if (pinnedTargets.length > 0 && !force) {
@@ -272,15 +284,17 @@ async function rm(index: LmdbCacheIndex, layout: Layout, args: string[], force: 
     }
   }
   let removed = 0;
-  for (const { d, kinds } of digests) {
+  for (const { d, kinds, scopes } of digests) {
     if (index.isPinned(d) && !force) {
       process.stderr.write(`regmirror cache rm: ${d.value} is pinned; use --force\n`);
       return 1;
     }
-    for (const kind of kinds) {
-      if (await removeObject(index, layout, kind, d)) {
-        removed++;
-        out(`removed ${kind} ${d.value}`);
+    for (const scope of scopes) {
+      for (const kind of kinds) {
+        if (await removeObject(index, layout, kind, d, scope)) {
+          removed++;
+          out(`removed ${kind} ${d.value}${scope === undefined ? '' : ` (${scope}'s copy)`}`);
+        }
       }
     }
   }

@@ -233,7 +233,9 @@ export interface MirrorConfig {
    * Cached content is shared by digest across repositories and namespaces by default (false): a blob
    * fetched for `ghcr.io` is served to a `docker.io` request naming the same digest. True keeps each
    * namespace's cached content to itself, for mirrors that front private upstreams where knowing a
-   * digest must not be enough to read it. YAML `isolateNamespaces`, env `REGMIRROR_ISOLATE_NAMESPACES`.
+   * digest must not be enough to read it: its own trees (`DATA_DIR/ns/<namespace>/`), memory-tier entries,
+   * fills and index entries, under the one cap; peer fills are off in cluster mode (see store/layout.ts).
+   * YAML `isolateNamespaces`, env `REGMIRROR_ISOLATE_NAMESPACES`.
    */
   isolateNamespaces: boolean;
   /** Redirect policy towards upstreams (YAML `trust`). */

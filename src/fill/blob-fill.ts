@@ -279,7 +279,16 @@ export class BlobFill extends EventEmitter {
       get trust() {
         return fill.state === 'done' ? 'verified' : 'pending';
       },
-      available: (position, want) => this.available(position, want),
+      available: (position, want) => {
+        // Uncached: a reader waiting for `position` needs nothing before it. Recorded now, not only after a
+        // read: a range joiner waiting far ahead would otherwise pin the window at 0, the fill would wait for
+        // the window to drain, and every reader would stall until a client gave up (a paused body never times out).
+        if (this.diskEnd !== undefined && position > (this.positions.get(id) ?? 0)) {
+          this.positions.set(id, position);
+          this.trim();
+        }
+        return this.available(position, want);
+      },
       read: async (buf, length, position) => {
         const n = await this.read(buf, length, position);
         if (this.diskEnd !== undefined) {

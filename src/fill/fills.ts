@@ -1,10 +1,12 @@
 /**
- * The single-flight table of blob fills: one fill per digest at a time. A request for a digest with a
+ * The single-flight table of blob fills: one fill per digest (per scope: with `isolateNamespaces` each
+ * namespace fills its own copy, see store/layout.ts) at a time. A request for a digest with a
  * fill in flight joins it (and streams what has arrived); otherwise it starts one. Finished fills leave
  * the table — successes after their commit (so the store has the blob before the table forgets it),
  * failures at once (the next request starts afresh).
  */
 import type { Digest } from '../oci/digest.js';
+import { scopedKey, type Scope } from '../store/layout.js';
 import { BlobFill, type FillDeps, type FillOrigin, type FillState } from './blob-fill.js';
 
 /** One fill in flight as the status page shows it (a copy: reading it changes nothing). */
@@ -29,20 +31,24 @@ export class Fills {
 
   constructor(private readonly deps: FillDeps) {}
 
-  /** True while a fill of `digest` (`alg:hex`) runs. */
-  has(digest: string): boolean {
-    return this.inflight.has(digest);
+  /** True while a fill of `digest` (`alg:hex`) into `scope` runs. */
+  has(digest: string, scope?: Scope): boolean {
+    return this.inflight.has(scopedKey(digest, scope));
   }
 
-  /** The fill of `digest` in flight, if any. */
-  get(digest: Digest): BlobFill | undefined {
-    const f = this.inflight.get(digest.value);
+  private key(digest: Digest, namespace: string | undefined): string {
+    return scopedKey(digest.value, this.deps.store.layout.scopeOf(namespace));
+  }
+
+  /** The fill of `digest` in flight for a request of `namespace` (any namespace's unless isolated), if any. */
+  get(digest: Digest, namespace?: string): BlobFill | undefined {
+    const f = this.inflight.get(this.key(digest, namespace));
     return f?.joinable ? f : undefined;
   }
 
   /** Joins the fill of `digest` or starts one from `origin`, the upstream of `namespace`. */
   obtain(digest: Digest, origin: FillOrigin, namespace: string): { fill: BlobFill; joined: boolean } {
-    const running = this.get(digest);
+    const running = this.get(digest, namespace);
     if (running) {
       running.joiners++;
       this.deps.metrics.fillJoiners.inc();
@@ -50,9 +56,10 @@ export class Fills {
       return { fill: running, joined: true };
     }
     const fill = new BlobFill(digest, origin, namespace, this.deps);
-    this.inflight.set(digest.value, fill);
+    const key = this.key(digest, namespace);
+    this.inflight.set(key, fill);
     const forget = () => {
-      if (this.inflight.get(digest.value) === fill) this.inflight.delete(digest.value);
+      if (this.inflight.get(key) === fill) this.inflight.delete(key);
       fill.retire();
     };
     fill.finished.then(forget, forget);

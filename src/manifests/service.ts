@@ -58,14 +58,14 @@ export class ManifestService {
     this.missing = new NegativeCache(deps.negativeTtlMs);
   }
 
-  /** A manifest held in memory, without any I/O. */
-  peek(d: Digest): StoredManifest | undefined {
-    return this.deps.store.peek(d);
+  /** A manifest held in memory for `namespace` (any namespace's unless isolated), without any I/O. */
+  peek(d: Digest, namespace?: string): StoredManifest | undefined {
+    return this.deps.store.peek(d, namespace);
   }
 
-  /** A cached manifest (memory or disk), without asking the upstream. */
-  cached(d: Digest): Promise<StoredManifest | undefined> {
-    return this.deps.store.get(d);
+  /** A cached manifest (memory or disk) for `namespace`, without asking the upstream. */
+  cached(d: Digest, namespace?: string): Promise<StoredManifest | undefined> {
+    return this.deps.store.get(d, namespace);
   }
 
   /**
@@ -73,7 +73,8 @@ export class ManifestService {
    * `hit` tells whether the upstream was needed.
    */
   async byDigest(upstream: Upstream, repository: string, d: Digest): Promise<{ manifest: StoredManifest; hit: boolean }> {
-    const cached = this.deps.store.peek(d) ?? (await this.deps.store.get(d));
+    const ns = upstream.namespace;
+    const cached = this.deps.store.peek(d, ns) ?? (await this.deps.store.get(d, ns));
     if (cached) return { manifest: cached, hit: true };
     const missingKey = `${upstream.namespace}\u0000${repository}\u0000${d.value}`;
     const known404 = this.missing.recall(missingKey);
@@ -82,7 +83,7 @@ export class ManifestService {
     const manifest = await this.flights.run(
       `${upstream.namespace}\u0000${d.value}`,
       async () => {
-        const again = await this.deps.store.get(d);
+        const again = await this.deps.store.get(d, ns);
         if (again) return again;
         const res = await upstream.request({ kind: 'manifest', method: 'GET', repository, path: `/v2/${repository}/manifests/${d.value}`, headers: { accept: DIGEST_ACCEPT } });
         if (res.status !== 200) {
@@ -105,7 +106,7 @@ export class ManifestService {
     if (res.status !== 200) throw await upstream.error(res, 'manifest');
     const bytes = await this.readBody(res, upstream);
     const computed = parseDigest(digestOf(bytes))!;
-    return (await this.deps.store.get(computed)) ?? (await this.storeVerified(computed, manifestMediaType(res.headers['content-type'], bytes), bytes, upstream));
+    return (await this.deps.store.get(computed, upstream.namespace)) ?? (await this.storeVerified(computed, manifestMediaType(res.headers['content-type'], bytes), bytes, upstream));
   }
 
   /** Reads a manifest body, refusing more than the configured maximum. */
@@ -138,11 +139,11 @@ export class ManifestService {
       throw new VerificationFailed('manifest', 'digest-mismatch', 'the upstream sent a manifest that does not match its digest', { upstream: upstream.namespace });
     }
     try {
-      return await this.deps.store.put(d, mediaType, bytes);
+      return await this.deps.store.put(d, mediaType, bytes, upstream.namespace);
     } catch (err) {
       if (!(err instanceof DiskError)) throw err;
       this.deps.log.warn({ digest: d.value, errno: err.errno, err: (err.cause as Error | undefined)?.message }, 'verified manifest not written to disk; serving it from memory');
-      return this.deps.store.remember(d, mediaType, bytes);
+      return this.deps.store.remember(d, mediaType, bytes, upstream.namespace);
     }
   }
 }

@@ -1,12 +1,17 @@
 /**
  * Verified blobs on disk, content-addressed. Bytes reach this store only through
  * {@link BlobStore.commit}, which a fill calls after the digest matched.
+ *
+ * The serving methods take the request's namespace; the layout maps it to a scope (the shared trees,
+ * or the namespace's own with `isolateNamespaces`), which keys the files, the memory tier, the readers
+ * and the index entry alike. The evictor's methods ({@link BlobStore.inUse}, {@link BlobStore.forget})
+ * take the scope of the index entry.
  */
 import { mkdir, open, rename, rm, stat, readdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Digest } from '../oci/digest.js';
 import { LRUCache } from 'lru-cache';
-import type { Layout } from './layout.js';
+import { scopedKey, type Layout, type Scope } from './layout.js';
 import { DiskError } from '../oci/errors.js';
 import type { CacheIndex } from './index/cache-index.js';
 import { NoopCacheIndex } from './index/noop-index.js';
@@ -42,17 +47,17 @@ export class BlobStore {
     if (!this.memory) this.memoryItemMax = -1;
   }
 
-  /** A small blob held in memory, if it is. */
-  fromMemory(d: Digest): Buffer | undefined {
-    return this.memory?.get(d.value);
+  /** A small blob held in memory for `namespace`'s scope, if it is. */
+  fromMemory(d: Digest, namespace?: string): Buffer | undefined {
+    return this.memory?.get(scopedKey(d.value, this.layout.scopeOf(namespace)));
   }
 
-  /** True while a committed file of `digest` is open for reading. */
-  inUse(digest: string): boolean {
-    return this.reading.has(digest);
+  /** True while a committed file of `digest` in `scope` is open for reading. */
+  inUse(digest: string, scope?: Scope): boolean {
+    return this.reading.has(scopedKey(digest, scope));
   }
 
-  /** Marks a committed file as being read until the returned function is called. */
+  /** Marks a committed file (by its scoped key) as being read until the returned function is called. */
   private hold(digest: string): () => void {
     this.reading.set(digest, (this.reading.get(digest) ?? 0) + 1);
     let done = false;
@@ -66,13 +71,13 @@ export class BlobStore {
   }
 
   /** Forgets an evicted blob's copy in memory. */
-  forget(digest: string): void {
-    this.memory?.delete(digest);
+  forget(digest: string, scope?: Scope): void {
+    this.memory?.delete(scopedKey(digest, scope));
   }
 
   /** Keeps a small verified blob (read from its committed file) in memory. */
-  remember(d: Digest, bytes: Buffer): void {
-    this.memory?.set(d.value, bytes);
+  remember(d: Digest, bytes: Buffer, namespace?: string): void {
+    this.memory?.set(scopedKey(d.value, this.layout.scopeOf(namespace)), bytes);
   }
 
   /** Creates the directories and removes temp files a crash may have left (they are never served). */
@@ -84,9 +89,9 @@ export class BlobStore {
   }
 
   /** Size of a committed blob, without opening it; undefined when not cached. */
-  async size(d: Digest): Promise<number | undefined> {
+  async size(d: Digest, namespace?: string): Promise<number | undefined> {
     try {
-      return (await stat(this.layout.blob(d))).size;
+      return (await stat(this.layout.blob(d, this.layout.scopeOf(namespace)))).size;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw new DiskError('cannot stat a cached blob', err);
@@ -94,16 +99,17 @@ export class BlobStore {
   }
 
   /** Opens a committed blob for reading; undefined when not cached. */
-  async open(d: Digest): Promise<OpenBlob | undefined> {
+  async open(d: Digest, namespace?: string): Promise<OpenBlob | undefined> {
+    const scope = this.layout.scopeOf(namespace);
     let handle: FileHandle;
     try {
-      handle = await open(this.layout.blob(d), 'r');
+      handle = await open(this.layout.blob(d, scope), 'r');
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw new DiskError('cannot open a cached blob', err);
     }
     try {
-      return { handle, size: (await handle.stat()).size, done: this.hold(d.value) };
+      return { handle, size: (await handle.stat()).size, done: this.hold(scopedKey(d.value, scope)) };
     } catch (err) {
       await handle.close();
       throw new DiskError('cannot stat a cached blob', err);
@@ -112,16 +118,17 @@ export class BlobStore {
 
   /** Moves a verified temp file of `size` bytes into place (atomic rename), then records it in the index. */
   async commit(tempPath: string, d: Digest, size: number, namespace?: string): Promise<void> {
-    const target = this.layout.blob(d);
+    const scope = this.layout.scopeOf(namespace);
+    const target = this.layout.blob(d, scope);
     await mkdir(dirname(target), { recursive: true });
     await rename(tempPath, target);
     // After the rename, never before: an entry must not exist without its file.
-    await this.index.recordCommit('blob', d, size, namespace);
+    await this.index.recordCommit('blob', d, size, namespace, scope);
   }
 
   /** Records a read of a committed blob (batched by the index, off the hot path). */
   touched(d: Digest, namespace?: string): void {
-    this.index.touch('blob', d, namespace);
+    this.index.touch('blob', d, namespace, this.layout.scopeOf(namespace));
   }
 
   /** Removes a temp file; never throws. */

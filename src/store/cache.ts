@@ -25,10 +25,10 @@ export interface DiskCache {
 
 /** What the evictor asks the serving code. */
 export interface DiskCacheHooks {
-  /** True while the object is being read or filled. */
-  isInUse: (kind: ObjectKind, digest: string) => boolean;
+  /** True while the object (of `scope`, see store/layout.ts) is being read or filled. */
+  isInUse: (kind: ObjectKind, digest: string, scope: string | undefined) => boolean;
   /** Told of every evicted object (to drop copies held in memory). */
-  evicted: (kind: ObjectKind, digest: string) => void;
+  evicted: (kind: ObjectKind, digest: string, scope: string | undefined) => void;
 }
 
 /** Opens the index of `layout` and builds its evictor. */
@@ -50,11 +50,11 @@ export function openDiskCache(layout: Layout, config: CacheConfig, metrics: Metr
     cap: async () => (lastCap = await resolveCap(config.maxSize, layout.root)),
     high: config.evictHigh,
     low: config.evictLow,
-    isInUse: (kind, digest) => hooks().isInUse(kind, digest),
+    isInUse: (kind, digest, scope) => hooks().isInUse(kind, digest, scope),
     onEvict: (e, reason) => {
       metrics.evictions.inc({ reason });
       metrics.evictedBytes.inc({ reason }, e.size);
-      hooks().evicted(e.kind, e.digest);
+      hooks().evicted(e.kind, e.digest, e.scope);
     },
     log,
   });

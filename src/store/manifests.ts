@@ -1,13 +1,14 @@
 /**
  * Verified manifests: on disk (content-addressed, media type stored with the bytes) with an
- * in-memory LRU in front, bounded by bytes.
+ * in-memory LRU in front, bounded by bytes. Like the blob store, the serving methods take the request's
+ * namespace and the layout maps it to a scope (shared, or the namespace's own trees when isolated).
  */
 import { mkdir, readFile, rename, writeFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Digest } from '../oci/digest.js';
-import type { Layout } from './layout.js';
+import { scopedKey, type Layout, type Scope } from './layout.js';
 import { DiskError } from '../oci/errors.js';
 import type { CacheIndex } from './index/cache-index.js';
 import { NoopCacheIndex } from './index/noop-index.js';
@@ -32,19 +33,21 @@ export class ManifestStore {
   }
 
   /** A manifest held in memory (no disk access). */
-  peek(d: Digest): StoredManifest | undefined {
-    const m = this.memory.get(d.value);
-    if (m) this.index.touch('manifest', d);
+  peek(d: Digest, namespace?: string): StoredManifest | undefined {
+    const scope = this.layout.scopeOf(namespace);
+    const m = this.memory.get(scopedKey(d.value, scope));
+    if (m) this.index.touch('manifest', d, scope, scope);
     return m;
   }
 
   /** A cached manifest, from memory or disk; undefined when not cached. */
-  async get(d: Digest): Promise<StoredManifest | undefined> {
-    const hit = this.peek(d);
+  async get(d: Digest, namespace?: string): Promise<StoredManifest | undefined> {
+    const hit = this.peek(d, namespace);
     if (hit) return hit;
+    const scope = this.layout.scopeOf(namespace);
     let raw: Buffer;
     try {
-      raw = await readFile(this.layout.manifest(d));
+      raw = await readFile(this.layout.manifest(d, scope));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new DiskError('cannot read a cached manifest', err);
@@ -52,39 +55,43 @@ export class ManifestStore {
     const nl = raw.indexOf(0x0a);
     if (nl < 0) return undefined;
     const m: StoredManifest = { digest: d.value, mediaType: raw.subarray(0, nl).toString('utf8'), bytes: raw.subarray(nl + 1) };
-    this.memory.set(d.value, m);
-    this.index.touch('manifest', d);
+    this.memory.set(scopedKey(d.value, scope), m);
+    this.index.touch('manifest', d, scope, scope);
     return m;
   }
 
   /** Forgets an evicted manifest's copy in memory. */
-  forget(digest: string): void {
-    this.memory.delete(digest);
+  forget(digest: string, scope?: Scope): void {
+    this.memory.delete(scopedKey(digest, scope));
   }
 
   /** Keeps a verified manifest in memory only (when the disk would not take it). */
-  remember(d: Digest, mediaType: string, bytes: Buffer): StoredManifest {
+  remember(d: Digest, mediaType: string, bytes: Buffer, namespace?: string): StoredManifest {
     const m: StoredManifest = { digest: d.value, mediaType, bytes };
-    this.memory.set(d.value, m);
+    this.memory.set(scopedKey(d.value, this.layout.scopeOf(namespace)), m);
     return m;
   }
 
-  /** Stores a manifest whose bytes the caller has verified against `d`. */
-  async put(d: Digest, mediaType: string, bytes: Buffer): Promise<StoredManifest> {
+  /**
+   * Stores a manifest whose bytes the caller has verified against `d`. An isolated manifest's entry names
+   * its namespace (shared ones name none, as before: a manifest is not counted per namespace).
+   */
+  async put(d: Digest, mediaType: string, bytes: Buffer, namespace?: string): Promise<StoredManifest> {
+    const scope = this.layout.scopeOf(namespace);
     const m: StoredManifest = { digest: d.value, mediaType, bytes };
-    const target = this.layout.manifest(d);
+    const target = this.layout.manifest(d, scope);
     const temp = `${this.layout.tmp}/m-${d.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`;
     try {
       await mkdir(dirname(target), { recursive: true });
       const file = Buffer.concat([Buffer.from(`${mediaType.replace(/[\r\n]/g, '')}\n`), bytes]);
       await writeFile(temp, file, { flush: true });
       await rename(temp, target);
-      await this.index.recordCommit('manifest', d, file.length);
+      await this.index.recordCommit('manifest', d, file.length, scope, scope);
     } catch (err) {
       await rm(temp, { force: true }).catch(() => undefined);
       throw new DiskError('cannot write a manifest to the cache', err);
     }
-    this.memory.set(d.value, m);
+    this.memory.set(scopedKey(d.value, scope), m);
     return m;
   }
 }

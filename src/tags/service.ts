@@ -198,7 +198,7 @@ export class TagService {
     candidates.push(...all.sort((a, b) => b.checkedAt - a.checkedAt));
     for (const c of candidates) {
       const d = parseDigest(c.digest);
-      const manifest = d && (await deps.manifests.cached(d));
+      const manifest = d && (await deps.manifests.cached(d, key.namespace));
       if (!manifest) continue;
       const at = new Date(c.checkedAt).toISOString();
       deps.metrics.staleServed.inc({ upstream: key.namespace });

@@ -2,6 +2,10 @@
  * The durable cache index: what is on disk (blobs, manifests: size, last access, namespaces),
  * the tag answers that must survive a restart, and the pinned digests.
  *
+ * An object is identified by kind, digest and scope (see store/layout.ts): the `scope` parameters name
+ * the namespace whose own trees hold it (`isolateNamespaces`), undefined for the shared trees. Totals,
+ * the LRU order and pins span every scope: the cap is one for the whole data directory.
+ *
  * Contract for the serving code:
  * - No method throws. Reads answer `undefined` / empty on failure, writes are dropped; every failure
  *   is counted in {@link CacheIndex.errors} (and the `onError` callback) and logged once per state
@@ -27,16 +31,16 @@ export interface CacheIndex {
    * A blob or manifest was committed (renamed into place). Call after the rename, never before:
    * an entry must not exist without its file. Sets last access to now.
    */
-  recordCommit(kind: ObjectKind, digest: DigestLike, size: number, namespace?: string): Promise<void>;
+  recordCommit(kind: ObjectKind, digest: DigestLike, size: number, namespace?: string, scope?: string): Promise<void>;
 
   /** A committed object was read (a hit). Buffered; unknown digests are ignored at flush. */
-  touch(kind: ObjectKind, digest: DigestLike, namespace?: string): void;
+  touch(kind: ObjectKind, digest: DigestLike, namespace?: string, scope?: string): void;
 
   /** Drops an entry (after its file was removed). Resolves true when there was one. */
-  remove(kind: ObjectKind, digest: DigestLike): Promise<boolean>;
+  remove(kind: ObjectKind, digest: DigestLike, scope?: string): Promise<boolean>;
 
-  /** The entry of a digest, as last flushed. */
-  get(kind: ObjectKind, digest: DigestLike): IndexEntry | undefined;
+  /** The entry of a digest in a scope, as last flushed. */
+  get(kind: ObjectKind, digest: DigestLike, scope?: string): IndexEntry | undefined;
 
   /** Bytes and objects by kind. */
   totals(): IndexTotals;
@@ -82,8 +86,10 @@ export interface MaintainableIndex extends CacheIndex {
   insertMissing(entries: readonly IndexEntry[]): Promise<number>;
   /** Drops each entry that still has the given size and last access (one transaction); resolves how many. */
   removeIfUnchanged(entries: readonly IndexEntry[]): Promise<number>;
-  /** Entries of one kind whose digest starts with `digestPrefix` (e.g. `sha256:ab`), digest order. */
-  entriesWithPrefix(kind: ObjectKind, digestPrefix: string): IndexEntry[];
+  /** Entries of one kind and scope whose digest starts with `digestPrefix` (e.g. `sha256:ab`), digest order. */
+  entriesWithPrefix(kind: ObjectKind, digestPrefix: string, scope?: string): IndexEntry[];
+  /** The scopes (isolated namespaces) that have at least one entry, in order. */
+  scopes(): string[];
   /** Every stored tag answer. */
   allTags(): Array<{ key: TagKey; acceptClass: string; answer: TagAnswer }>;
   /** Problems found by a full consistency check; empty when consistent. */

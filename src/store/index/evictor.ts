@@ -10,6 +10,9 @@
  *
  * Never evicted: pinned digests, and whatever `isInUse` says is being read or filled.
  *
+ * One cap and one LRU order for the whole data directory: with `isolateNamespaces` the entries of every
+ * namespace's own trees are in the same order, so a namespace that is not read loses its bytes first.
+ *
  * Order of a removal: the file first, then the entry. After a kill -9 between the two, the index
  * holds an entry without a file, which (a) over-counts, so the cap is never exceeded silently, and
  * (b) is a plain miss for the serving path, and (c) is dropped by reconcile() at the next start.
@@ -18,7 +21,7 @@
  */
 import { unlink } from 'node:fs/promises';
 import { parseDigest } from '../../oci/digest.js';
-import type { Layout } from '../layout.js';
+import { isScopeName, type Layout } from '../layout.js';
 import type { CacheIndex } from './cache-index.js';
 import { filesystemSpace } from '../../config/max-size.js';
 import type { IndexEntry, IndexLogger, LruCursor, ObjectKind } from './types.js';
@@ -36,8 +39,8 @@ export interface EvictorOptions {
   high?: number;
   /** Stop evicting at this fraction of the cap. Default 0.80. */
   low?: number;
-  /** True while the object is being read or filled: it is skipped. Default: nothing is in use. */
-  isInUse?: (kind: ObjectKind, digest: string) => boolean;
+  /** True while the object (in `scope`, see store/layout.ts) is being read or filled: it is skipped. Default: nothing is in use. */
+  isInUse?: (kind: ObjectKind, digest: string, scope: string | undefined) => boolean;
   /** Bytes available on the data dir's filesystem. Default: statfs of the layout root. */
   freeSpace?: () => Promise<number>;
   /** Called for every evicted object (metrics: evictions and bytes by reason). */
@@ -62,8 +65,9 @@ export interface Reservation {
 
 function kindPath(layout: Layout, e: IndexEntry): string | undefined {
   const d = parseDigest(e.digest);
-  if (!d) return undefined;
-  return e.kind === 'blob' ? layout.blob(d) : layout.manifest(d);
+  // An entry that names no file we could have written: dropped without touching the disk.
+  if (!d || (e.scope !== undefined && !isScopeName(e.scope))) return undefined;
+  return e.kind === 'blob' ? layout.blob(d, e.scope) : layout.manifest(d, e.scope);
 }
 
 export class Evictor {
@@ -185,7 +189,7 @@ export class Evictor {
       cursor = page.cursor;
       for (const e of page.entries) {
         if (done()) break;
-        if (this.o.index.isPinned(e.digest) || this.o.isInUse?.(e.kind, e.digest)) {
+        if (this.o.index.isPinned(e.digest) || this.o.isInUse?.(e.kind, e.digest, e.scope)) {
           stats.skipped++;
           continue;
         }
@@ -214,7 +218,7 @@ export class Evictor {
         }
       }
     }
-    await this.o.index.remove(e.kind, e.digest);
+    await this.o.index.remove(e.kind, e.digest, e.scope);
     return true;
   }
 }

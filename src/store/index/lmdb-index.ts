@@ -9,6 +9,8 @@
  *
  * Key spaces (named databases, all written in the same transactions so they never disagree):
  *   objects  `b/<digest>` | `m/<digest>` → {s: size, a: last access ms, n: namespaces}
+ *            `b@<namespace>/<digest>` | `m@…`     the same, in a namespace's own trees (isolateNamespaces);
+ *                                                 `@` sorts apart from `/`, so each scope is one key range
  *   lru      [last access ms, object key] → 1          the eviction order, oldest first
  *   meta     'totals' → {bs, bo, ms, mo}               bytes/objects by kind, exact
  *   tags     `ns␟repo␟tag␟accept class` → TagAnswer
@@ -67,12 +69,29 @@ type LruKey = [number, string];
 
 const SEP = '\x1f';
 
-function objectKey(kind: ObjectKind, digest: string): string {
-  return `${kind === 'blob' ? 'b' : 'm'}/${digest}`;
+function objectKey(kind: ObjectKind, digest: string, scope?: string): string {
+  const k = kind === 'blob' ? 'b' : 'm';
+  // A scope is a registry host (no `/`), so the first `/` after `@` ends it.
+  return scope === undefined ? `${k}/${digest}` : `${k}@${scope}/${digest}`;
+}
+
+function kindOf(key: string): ObjectKind {
+  return key[0] === 'b' ? 'blob' : 'manifest';
 }
 
 function entryOf(key: string, r: ObjectRecord): IndexEntry {
-  return { kind: key[0] === 'b' ? 'blob' : 'manifest', digest: key.slice(2), size: r.s, lastAccess: r.a, namespaces: r.n };
+  const e: IndexEntry = { kind: kindOf(key), digest: '', size: r.s, lastAccess: r.a, namespaces: r.n };
+  if (key[1] === '@') {
+    const slash = key.indexOf('/', 2);
+    e.scope = key.slice(2, slash);
+    e.digest = key.slice(slash + 1);
+  } else e.digest = key.slice(2);
+  return e;
+}
+
+/** The first key after every key that starts with `prefix` (its last character + 1). */
+function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
 
 function tagPrefix(k: TagKey): string {
@@ -187,8 +206,8 @@ export class LmdbCacheIndex implements MaintainableIndex {
     this.addTotals(kind, next.s - (old?.s ?? 0), old ? 0 : 1);
   }
 
-  async recordCommit(kind: ObjectKind, digest: DigestLike, size: number, namespace?: string): Promise<void> {
-    const key = objectKey(kind, digestString(digest));
+  async recordCommit(kind: ObjectKind, digest: DigestLike, size: number, namespace?: string, scope?: string): Promise<void> {
+    const key = objectKey(kind, digestString(digest), scope);
     const at = this.now();
     await this.write(
       'write',
@@ -212,7 +231,7 @@ export class LmdbCacheIndex implements MaintainableIndex {
       () => {
         let added = 0;
         for (const e of entries) {
-          const key = objectKey(e.kind, e.digest);
+          const key = objectKey(e.kind, e.digest, e.scope);
           if (this.objects.get(key) !== undefined) continue;
           this.putRecord(key, e.kind, undefined, { s: e.size, a: e.lastAccess, n: [...e.namespaces] });
           added++;
@@ -223,9 +242,9 @@ export class LmdbCacheIndex implements MaintainableIndex {
     );
   }
 
-  touch(kind: ObjectKind, digest: DigestLike, namespace?: string): void {
+  touch(kind: ObjectKind, digest: DigestLike, namespace?: string, scope?: string): void {
     if (this.closed) return;
-    const key = objectKey(kind, digestString(digest));
+    const key = objectKey(kind, digestString(digest), scope);
     const had = this.buffer.get(key);
     if (had !== undefined) {
       // The hot path of a hit: update in place, no allocation.
@@ -244,8 +263,8 @@ export class LmdbCacheIndex implements MaintainableIndex {
     }
   }
 
-  async remove(kind: ObjectKind, digest: DigestLike): Promise<boolean> {
-    const key = objectKey(kind, digestString(digest));
+  async remove(kind: ObjectKind, digest: DigestLike, scope?: string): Promise<boolean> {
+    const key = objectKey(kind, digestString(digest), scope);
     this.buffer.delete(key);
     return this.write(
       'write',
@@ -272,7 +291,7 @@ export class LmdbCacheIndex implements MaintainableIndex {
       () => {
         let removed = 0;
         for (const e of entries) {
-          const key = objectKey(e.kind, e.digest);
+          const key = objectKey(e.kind, e.digest, e.scope);
           const old = this.objects.get(key);
           if (!old || old.a !== e.lastAccess || old.s !== e.size) continue;
           void this.objects.remove(key);
@@ -286,8 +305,8 @@ export class LmdbCacheIndex implements MaintainableIndex {
     );
   }
 
-  get(kind: ObjectKind, digest: DigestLike): IndexEntry | undefined {
-    const key = objectKey(kind, digestString(digest));
+  get(kind: ObjectKind, digest: DigestLike, scope?: string): IndexEntry | undefined {
+    const key = objectKey(kind, digestString(digest), scope);
     return this.read(() => {
       const r = this.objects.get(key);
       return r ? entryOf(key, r) : undefined;
@@ -339,11 +358,32 @@ export class LmdbCacheIndex implements MaintainableIndex {
     );
   }
 
-  entriesWithPrefix(kind: ObjectKind, digestPrefix: string): IndexEntry[] {
-    const start = objectKey(kind, digestPrefix);
+  entriesWithPrefix(kind: ObjectKind, digestPrefix: string, scope?: string): IndexEntry[] {
+    const start = objectKey(kind, digestPrefix, scope);
     // The prefix's last character + 1 ends the range: every key starting with the prefix sorts before it.
-    const end = start.slice(0, -1) + String.fromCharCode(start.charCodeAt(start.length - 1) + 1);
+    const end = prefixEnd(start);
     return this.read(() => Array.from(this.objects.getRange({ start, end }), ({ key, value }) => entryOf(key, value))) ?? [];
+  }
+
+  /** A skip scan: one lookup per scope and kind (jumps past each scope's range), never a walk of the entries. */
+  scopes(): string[] {
+    return (
+      this.read(() => {
+        const found = new Set<string>();
+        for (const k of ['b', 'm']) {
+          let start = `${k}@`;
+          const end = `${k}A`; // '@' + 1
+          for (;;) {
+            const first = Array.from(this.objects.getKeys({ start, end, limit: 1 }))[0];
+            if (first === undefined) break;
+            const scope = first.slice(2, first.indexOf('/', 2));
+            found.add(scope);
+            start = prefixEnd(`${k}@${scope}/`);
+          }
+        }
+        return [...found].sort();
+      }) ?? []
+    );
   }
 
   getTag(key: TagKey, acceptClass: string): TagAnswer | undefined {
@@ -431,7 +471,7 @@ export class LmdbCacheIndex implements MaintainableIndex {
             const addNs = ns !== undefined && !old.n.includes(ns);
             if (at <= old.a && !addNs) continue;
             const n = addNs ? [...old.n, ns] : old.n;
-            this.putRecord(key, key[0] === 'b' ? 'blob' : 'manifest', old, { s: old.s, a: Math.max(at, old.a), n });
+            this.putRecord(key, kindOf(key), old, { s: old.s, a: Math.max(at, old.a), n });
           }
         },
         undefined,

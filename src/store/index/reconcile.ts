@@ -10,6 +10,10 @@
  * for the objects that agree, memory bounded by one directory, the event loop given back between
  * slices.
  *
+ * Every scope is walked, whatever `isolateNamespaces` says now: the shared trees, each namespace's own
+ * trees under `ns/`, and the scopes the index still names whose directory is gone (their entries are
+ * dropped). A data dir that switched setting stays counted against the cap until its old objects age out.
+ *
  * Safe beside live traffic: inserts never overwrite an entry (a concurrent commit wins), and an
  * entry is dropped only when its file is still missing on a fresh stat and the entry is unchanged
  * since it was read (a concurrent commit rewrites last access).
@@ -18,7 +22,7 @@ import { readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import { DIGEST_ALGORITHMS, parseDigest } from '../../oci/digest.js';
-import type { Layout } from '../layout.js';
+import { isScopeName, type Layout, type Scope } from '../layout.js';
 import type { MaintainableIndex } from './cache-index.js';
 import { OBJECT_KINDS, type IndexEntry, type IndexLogger, type ObjectKind } from './types.js';
 
@@ -82,14 +86,17 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
   const tmpOlderThan = o.tmpOlderThan === undefined ? t0 : o.tmpOlderThan;
   try {
     if (tmpOlderThan !== false) report.tmpRemoved = await removeTemps(o.layout.tmp, tmpOlderThan);
-    for (const kind of OBJECT_KINDS) {
-      for (const alg of Object.keys(DIGEST_ALGORITHMS)) {
-        for (const prefix of HEX2) {
-          if (o.signal?.aborted) {
-            report.aborted = true;
-            return report;
+    const scopes: Scope[] = [undefined, ...new Set([...(await o.layout.scopesOnDisk()), ...o.index.scopes().filter(isScopeName)])];
+    for (const scope of scopes) {
+      for (const kind of OBJECT_KINDS) {
+        for (const alg of Object.keys(DIGEST_ALGORITHMS)) {
+          for (const prefix of HEX2) {
+            if (o.signal?.aborted) {
+              report.aborted = true;
+              return report;
+            }
+            await reconcileDir(o, scope, kind, alg, prefix, report);
           }
-          await reconcileDir(o, kind, alg, prefix, report);
         }
       }
     }
@@ -103,8 +110,8 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
 
 const HEX1 = '0123456789abcdef'.split('');
 
-async function reconcileDir(o: ReconcileOptions, kind: ObjectKind, alg: string, prefix: string, report: ReconcileReport): Promise<void> {
-  const dir = join(o.layout.root, kind === 'blob' ? 'blobs' : 'manifests', alg, prefix);
+async function reconcileDir(o: ReconcileOptions, scope: Scope, kind: ObjectKind, alg: string, prefix: string, report: ReconcileReport): Promise<void> {
+  const dir = join(o.layout.scopeRoot(scope), kind === 'blob' ? 'blobs' : 'manifests', alg, prefix);
   // Grouped by the third hex digit: each step compares 1/16 of a directory with its index range,
   // so one step of work between two event-loop turns stays small even at millions of entries.
   const groups = new Map<string, Set<string>>();
@@ -118,14 +125,14 @@ async function reconcileDir(o: ReconcileOptions, kind: ObjectKind, alg: string, 
     report.files++;
   }
   for (const c of HEX1) {
-    await reconcileRange(o, kind, alg, dir, prefix + c, groups.get(c) ?? new Set(), report);
+    await reconcileRange(o, scope, kind, alg, dir, prefix + c, groups.get(c) ?? new Set(), report);
     await yieldLoop();
   }
 }
 
 /** Compares the files whose names start with `hexPrefix` (`names`, consumed) with the index range of that prefix. */
-async function reconcileRange(o: ReconcileOptions, kind: ObjectKind, alg: string, dir: string, hexPrefix: string, names: Set<string>, report: ReconcileReport): Promise<void> {
-  const entries = o.index.entriesWithPrefix(kind, `${alg}:${hexPrefix}`);
+async function reconcileRange(o: ReconcileOptions, scope: Scope, kind: ObjectKind, alg: string, dir: string, hexPrefix: string, names: Set<string>, report: ReconcileReport): Promise<void> {
+  const entries = o.index.entriesWithPrefix(kind, `${alg}:${hexPrefix}`, scope);
   const missingFile: IndexEntry[] = [];
   for (const e of entries) {
     const hex = e.digest.slice(alg.length + 1);
@@ -136,7 +143,10 @@ async function reconcileRange(o: ReconcileOptions, kind: ObjectKind, alg: string
   for (const hex of names) {
     const s = await statOrUndefined(join(dir, hex));
     if (!s) continue;
-    toInsert.push({ kind, digest: `${alg}:${hex}`, size: s.size, lastAccess: Math.floor(s.mtimeMs), namespaces: [] });
+    // A file in a namespace's own trees was served for that namespace; a shared one's namespaces are unknown.
+    const e: IndexEntry = { kind, digest: `${alg}:${hex}`, size: s.size, lastAccess: Math.floor(s.mtimeMs), namespaces: scope === undefined ? [] : [scope] };
+    if (scope !== undefined) e.scope = scope;
+    toInsert.push(e);
   }
   for (let i = 0; i < toInsert.length; i += 1000) {
     const chunk = toInsert.slice(i, i + 1000);

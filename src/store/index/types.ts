@@ -16,6 +16,11 @@ export interface IndexEntry {
   lastAccess: number;
   /** Upstream namespaces the object was served for (a layer shared by docker.io and ghcr.io has both). */
   namespaces: string[];
+  /**
+   * The namespace whose own trees hold the object (`isolateNamespaces`); absent for the shared trees.
+   * The same digest may have one entry per scope.
+   */
+  scope?: string;
 }
 
 /** Bytes and objects of one kind. */
