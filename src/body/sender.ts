@@ -150,29 +150,22 @@ async function pump(deps: SenderDeps, res: ServerResponse, src: BodySource, star
     wake?.(new Error('client went away'));
   };
   res.on('close', onClose);
-  // One write-idle timer for the whole answer, re-armed as each chunk is written (no timer object per
-  // chunk). It only counts while a write waits: time spent waiting for the source (a fill's upstream) is not
-  // the client's.
-  let writing = false;
-  const idle = setTimeout(() => {
-    if (!writing) return;
-    const err = new Error('client took no bytes for the write-idle timeout');
-    res.destroy(err);
-    wake?.(err);
-  }, writeIdleMs);
-  idle.unref();
   // Resolves when the socket took the chunk (so its buffer may be reused), or when the client is gone.
-  const write = (chunk: Uint8Array) =>
-    new Promise<Error | undefined>((resolve) => {
+  const write = (chunk: Uint8Array) => {
+    let idle: NodeJS.Timeout | undefined;
+    return new Promise<Error | undefined>((resolve) => {
       wake = resolve;
-      writing = true;
-      idle.refresh();
-      res.write(chunk, (err) => {
-        writing = false;
-        wake = undefined;
-        resolve(err ?? undefined);
-      });
+      idle = setTimeout(() => {
+        const err = new Error('client took no bytes for the write-idle timeout');
+        res.destroy(err);
+        resolve(err);
+      }, writeIdleMs);
+      res.write(chunk, (err) => resolve(err ?? undefined));
+    }).finally(() => {
+      clearTimeout(idle);
+      wake = undefined;
     });
+  };
   const readAt = async (pos: number): Promise<Buffer | undefined> => {
     const avail = await src.available(pos, Math.min(BATCH, last - pos + 1));
     if (avail <= 0) return undefined;
@@ -215,7 +208,6 @@ async function pump(deps: SenderDeps, res: ServerResponse, src: BodySource, star
     res.destroy(err as Error);
     return err as Error;
   } finally {
-    clearTimeout(idle);
     res.off('close', onClose);
     // A read still in flight must land before its buffer goes back to the pool (and before the source is released).
     await pending?.catch(() => undefined);
