@@ -86,7 +86,7 @@ export class TagService {
   fresh(upstream: Upstream, repository: string, tag: string, accept: AcceptSet): TagAnswer | undefined {
     const h = this.hot.get(`${upstream.namespace}/${repository}:${tag}\u0000${accept.key}`);
     if (h === undefined || Date.now() - h.checkedAt >= this.deps.ttlMs) return undefined;
-    const manifest = this.deps.manifests.peek(h.digest);
+    const manifest = this.deps.manifests.peek(h.digest, upstream.namespace);
     return manifest === undefined ? undefined : { manifest, cache: 'hit', confirmedAt: h.checkedAt };
   }
 

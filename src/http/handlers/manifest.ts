@@ -72,7 +72,7 @@ export function manifestHandler({ manifests, tags, metrics }: ManifestHandlerDep
   return (ctx, reference) => {
     const ref = checkReference(reference);
     if (ref.kind === 'digest') {
-      const m = manifests.peek(ref.digest);
+      const m = manifests.peek(ref.digest, ctx.upstream.namespace);
       if (m === undefined) return slow(ctx, ref);
       ctx.cache = 'hit';
       send(ctx, metrics, m, undefined);
