@@ -28,6 +28,18 @@ export function parseRoute(pathname: string): Route {
   if (pathname === '/v2' || pathname === '/v2/') return { kind: 'base' };
   if (!pathname.startsWith('/v2/')) throw new NotFound('route', 'not found', { detail: { path: pathname.slice(0, 200) } });
   const p = pathname.slice(3); // keeps the leading '/'
+  // The two routes a pull is made of, first: a suffix whose rest has no '/' is the last one in the path, so
+  // this is the answer the general search below would give.
+  const m = p.lastIndexOf('/manifests/');
+  if (m > 0) {
+    const rest = p.slice(m + 11);
+    if (rest !== '' && !rest.includes('/')) return { kind: 'manifest', name: p.slice(1, m), reference: rest };
+  }
+  const b = p.lastIndexOf('/blobs/');
+  if (b > 0) {
+    const rest = p.slice(b + 7);
+    if (rest !== '' && rest !== 'uploads' && !rest.includes('/')) return { kind: 'blob', name: p.slice(1, b), digest: rest };
+  }
   if (p === '/_catalog') return { kind: 'catalog' };
   if (p.endsWith('/tags/list')) return { kind: 'tags', name: p.slice(1, -'/tags/list'.length) };
   let best: { at: number; route: Route } | undefined;

@@ -21,8 +21,17 @@ export interface StoredManifest {
   bytes: Buffer;
 }
 
+/**
+ * A manifest hit from memory tells the index at most this often, ms: the eviction order does not need
+ * finer access times, and a hot manifest asked for thousands of times a second then costs no index key
+ * per request.
+ */
+const TOUCH_EVERY_MS = 250;
+
 export class ManifestStore {
   private readonly memory: LRUCache<string, StoredManifest>;
+  /** When each manifest in memory last told the index of a hit. */
+  private readonly touchedAt = new WeakMap<StoredManifest, number>();
 
   /** @param index the durable index, told of every commit and hit (default: none) */
   constructor(readonly layout: Layout, memoryBytes: number, private readonly index: CacheIndex = new NoopCacheIndex()) {
@@ -36,7 +45,13 @@ export class ManifestStore {
   peek(d: Digest, namespace?: string): StoredManifest | undefined {
     const scope = this.layout.scopeOf(namespace);
     const m = this.memory.get(scopedKey(d.value, scope));
-    if (m) this.index.touch('manifest', d, scope, scope);
+    if (m !== undefined) {
+      const now = Date.now();
+      if (now - (this.touchedAt.get(m) ?? 0) >= TOUCH_EVERY_MS) {
+        this.touchedAt.set(m, now);
+        this.index.touch('manifest', d, scope, scope);
+      }
+    }
     return m;
   }
 

@@ -67,3 +67,50 @@ test('a first segment is a registry host only when it is a valid host', () => {
   assert.ok(looksLikeRegistryHost('registry.example.com:443'));
   assert.ok(looksLikeRegistryHost('[::1]:5000'));
 });
+
+test('parseRoute: the fast manifest and blob paths answer what the general suffix search answers (20 000 seeded paths)', async () => {
+  const { prng } = await import('../helpers/prng.js');
+  // The rule, stated on its own: the suffix whose match is valid and starts last wins; at equal starts, the earlier listed one.
+  const suffixes: Array<[string, string, (rest: string) => boolean]> = [
+    ['/manifests/', 'manifest', (r) => r !== '' && !r.includes('/')],
+    ['/blobs/uploads', 'upload', (r) => r === '' || r.startsWith('/')],
+    ['/blobs/', 'blob', (r) => r !== '' && !r.includes('/')],
+    ['/referrers/', 'referrers', (r) => r !== '' && !r.includes('/')],
+  ];
+  const reference = (path: string): string => {
+    if (path === '/v2' || path === '/v2/') return 'base';
+    if (!path.startsWith('/v2/')) return 'notfound';
+    const p = path.slice(3);
+    if (p === '/_catalog') return 'catalog';
+    if (p.endsWith('/tags/list')) return `tags ${p.slice(1, -10)}`;
+    let best: { at: number; r: string } | undefined;
+    for (const [suffix, kind, ok] of suffixes) {
+      const at = p.lastIndexOf(suffix);
+      if (at <= 0) continue;
+      const rest = p.slice(at + suffix.length);
+      if (ok(rest) && (!best || at > best.at)) best = { at, r: `${kind} ${p.slice(1, at)} ${kind === 'upload' ? '' : rest}` };
+    }
+    return best?.r ?? 'notfound';
+  };
+  const describe = (path: string): string => {
+    try {
+      const r = parseRoute(path);
+      if (r.kind === 'manifest') return `manifest ${r.name} ${r.reference}`;
+      if (r.kind === 'blob') return `blob ${r.name} ${r.digest}`;
+      if (r.kind === 'referrers') return `referrers ${r.name} ${r.digest}`;
+      if (r.kind === 'upload') return `upload ${r.name} `;
+      if (r.kind === 'tags') return `tags ${r.name}`;
+      return r.kind;
+    } catch {
+      return 'notfound';
+    }
+  };
+  const rand = prng(11);
+  const pieces = ['a', 'lib', 'manifests', 'blobs', 'uploads', 'referrers', 'tags', 'list', 'sha256:ab', '', 'x.io', '_catalog'];
+  for (let i = 0; i < 20_000; i++) {
+    const n = 1 + Math.floor(rand() * 6);
+    const segs = Array.from({ length: n }, () => pieces[Math.floor(rand() * pieces.length)]!);
+    const path = `/v2/${segs.join('/')}`;
+    assert.equal(describe(path), reference(path), path);
+  }
+});
