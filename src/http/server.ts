@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import { looksLikeRegistryHost, parseRoute, type Route } from './route.js';
 import type { RepoContext, RequestContext } from './context.js';
 import { sendBuffer, sendError } from './respond.js';
+import { requestHeader } from './raw-headers.js';
 import type { ReadinessCheck } from './readiness.js';
 
 /** The handlers of the registry API routes. */
@@ -47,7 +48,7 @@ const ID_PREFIX = randomBytes(4).toString('hex');
 let idCounter = 0;
 
 function requestId(req: IncomingMessage): string {
-  const given = req.headers['x-request-id'];
+  const given = requestHeader(req, 'x-request-id');
   if (typeof given === 'string' && REQUEST_ID.test(given)) return given;
   return `${ID_PREFIX}${(++idCounter).toString(36)}`;
 }

@@ -7,6 +7,7 @@ import type { StoredManifest } from '../../store/manifests.js';
 import type { Metrics } from '../../metrics.js';
 import type { RepoContext } from '../context.js';
 import { sendFlat } from '../respond.js';
+import { requestHeader } from '../raw-headers.js';
 import { ageSeconds } from '../../tags/age.js';
 
 /** What the manifest handler needs. */
@@ -46,7 +47,7 @@ function send(ctx: RepoContext, metrics: Metrics, manifest: StoredManifest, tag:
     if (tag.warning !== undefined) age.push('warning', tag.warning);
     headers = VARY_ACCEPT.concat(age, own);
   }
-  const inm = ctx.req.headers['if-none-match'];
+  const inm = requestHeader(ctx.req, 'if-none-match');
   if (inm !== undefined && inm.split(',').some((t) => t.trim() === `"${manifest.digest}"`)) {
     // A 304 has no body and announces none: every header but Content-Length.
     sendFlat(ctx, 304, undefined, headers.slice(0, -2));
@@ -65,7 +66,7 @@ export function manifestHandler({ manifests, tags, metrics }: ManifestHandlerDep
       send(ctx, metrics, got.manifest, undefined);
       return;
     }
-    const answer = await tags.resolve(ctx.upstream, ctx.repository, ref.tag, parseAccept(ctx.req.headers.accept));
+    const answer = await tags.resolve(ctx.upstream, ctx.repository, ref.tag, parseAccept(requestHeader(ctx.req, 'accept')));
     ctx.cache = answer.cache;
     send(ctx, metrics, answer.manifest, answer);
   };
@@ -78,7 +79,7 @@ export function manifestHandler({ manifests, tags, metrics }: ManifestHandlerDep
       send(ctx, metrics, m, undefined);
       return;
     }
-    const answer = tags.fresh(ctx.upstream, ctx.repository, ref.tag, parseAccept(ctx.req.headers.accept));
+    const answer = tags.fresh(ctx.upstream, ctx.repository, ref.tag, parseAccept(requestHeader(ctx.req, 'accept')));
     if (answer === undefined) return slow(ctx, ref);
     ctx.cache = answer.cache;
     send(ctx, metrics, answer.manifest, answer);
