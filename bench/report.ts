@@ -5,7 +5,7 @@
  */
 import { SERVER_LABEL, type ServerId } from './servers.js';
 import { KiB, median, MiB, ratio } from './stats.js';
-import type { BenchResults, RpsRow, ThroughputRow } from './types.js';
+import type { BenchResults, FanOutFigures, RpsRow, ThroughputRow } from './types.js';
 import { RECONCILE_WORK } from './index/work.js';
 
 /** One target (of issue 5 or 8) and whether regmirror meets it. */
@@ -228,10 +228,9 @@ function rpsSection(res: BenchResults, targets: RpsRow['target'][]): string {
   return table(header, rows);
 }
 
-function coldSection(res: BenchResults): string {
-  const rm = res.cold.find((r) => r.server === 'regmirror');
-  const rows = res.cold.map((r) => [
-    label(r.server),
+/** The cells workloads 4 and 7 share: upstream requests and bytes, wall times, and the ratios. */
+function fanOutCells(r: FanOutFigures, regmirror: FanOutFigures | undefined): string[] {
+  return [
     num(r.upstreamGets, 0),
     num(r.upstreamHeads, 0),
     num(r.upstreamBytes / MiB, 0),
@@ -239,7 +238,15 @@ function coldSection(res: BenchResults): string {
     num(r.fanOutS),
     num(r.fanOutUpstreamS),
     times(r.ratio),
-    times(ratio(r.fanOutS, rm?.fanOutS)),
+    times(ratio(r.fanOutS, regmirror?.fanOutS)),
+  ];
+}
+
+function coldSection(res: BenchResults): string {
+  const rm = res.cold.find((r) => r.server === 'regmirror');
+  const rows = res.cold.map((r) => [
+    label(r.server),
+    ...fanOutCells(r, rm),
     `${num(median(r.rounds.map((x) => x.fan.firstByteS)))} / ${num(median(r.rounds.map((x) => x.fan.medianFirstByteS)))}`,
     `${r.clientsOk}/${r.clients}`,
   ]);
@@ -272,14 +279,7 @@ function clusterSection(res: BenchResults): string {
     const origins = r.rounds.map((x) => formatOrigins(x.fan.origins));
     return [
       name(r),
-      num(r.upstreamGets, 0),
-      num(r.upstreamHeads, 0),
-      num(r.upstreamBytes / MiB, 0),
-      num(r.oneClientS),
-      num(r.fanOutS),
-      num(r.fanOutUpstreamS),
-      times(r.ratio),
-      times(ratio(r.fanOutS, rm?.fanOutS)),
+      ...fanOutCells(r, rm),
       r.rounds.map((x) => x.fan.perMemberWallS.map((v) => num(v)).join(' / ')).join('; '),
       num(r.clientCpuS),
       r.system === 'regmirror-cluster' ? [...new Set(origins)].join('; ') : '–',

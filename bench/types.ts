@@ -97,8 +97,9 @@ export interface ColdRound {
 }
 
 /** Workload 4: cold fan-out (medians over rounds). */
-export interface ColdRow {
-  server: ServerId;
+/** What a fan-out workload measures (medians over rounds), for workloads 4 and 7 alike. */
+export interface FanOutFigures {
+  /** Clients in the fan-out (over all members, for workload 7). */
   clients: number;
   upstreamGets: number;
   upstreamHeads: number;
@@ -109,8 +110,12 @@ export interface ColdRow {
   fanOutUpstreamS: number;
   /** fanOutS / oneClientS. */
   ratio: number;
-  /** Clients that got the whole blob with status 200 (minimum over rounds). */
+  /** Clients that got the whole, right body (minimum over rounds), of `clients`. */
   clientsOk: number;
+}
+
+export interface ColdRow extends FanOutFigures {
+  server: ServerId;
   rounds: ColdRound[];
 }
 
@@ -161,25 +166,12 @@ export interface ClusterRound {
 export type ClusterSystem = 'regmirror-cluster' | 'regmirror-one' | 'distribution-proxies';
 
 /** Workload 7: cluster fan-out (medians over rounds). */
-export interface ClusterRow {
+export interface ClusterRow extends FanOutFigures {
   system: ClusterSystem;
   /** The kind of server (for colours and labels). */
   server: ServerId;
   members: number;
-  /** Clients in the fan-out, over all members. */
-  clients: number;
   clientsPerMember: number;
-  upstreamGets: number;
-  upstreamHeads: number;
-  upstreamBytes: number;
-  oneClientS: number;
-  fanOutS: number;
-  /** Longest upstream GET during the fan-out, s. */
-  fanOutUpstreamS: number;
-  /** fanOutS / oneClientS (per round, then the median). */
-  ratio: number;
-  /** Clients with a verified body (minimum over rounds), of `clients`. */
-  clientsOk: number;
   clientCpuS: number;
   rounds: ClusterRound[];
 }
