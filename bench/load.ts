@@ -41,6 +41,8 @@ export interface WrkOptions {
   headers?: Record<string, string>;
   /** Per-request timeout (default 30 s). */
   timeoutSec?: number;
+  /** Runs wrk on these CPUs (a taskset list); default: wherever the scheduler puts it. */
+  cpus?: string;
 }
 
 /** What wrk measured. */
@@ -86,7 +88,8 @@ export async function wrk(opts: WrkOptions): Promise<WrkResult> {
   ];
   for (const [k, v] of Object.entries(opts.headers ?? {})) args.push('-H', `${k}: ${v}`);
   args.push(opts.url);
-  const res = await run('wrk', args, { name: 'wrk', timeoutMs: (opts.durationSec + (opts.timeoutSec ?? 30) + 30) * 1000 });
+  const [cmd, argv] = opts.cpus === undefined ? ['wrk', args] : ['taskset', ['-c', opts.cpus, 'wrk', ...args]];
+  const res = await run(cmd, argv, { name: 'wrk', timeoutMs: (opts.durationSec + (opts.timeoutSec ?? 30) + 30) * 1000 });
   const line = res.stdout.split('\n').find((l) => l.startsWith('WRKJSON '));
   if (!line) throw new Error(`wrk printed no summary:\n${res.output}`);
   const j = JSON.parse(line.slice('WRKJSON '.length)) as WrkJson;

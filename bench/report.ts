@@ -51,6 +51,33 @@ function rpsOf(res: BenchResults, server: ServerId, target: RpsRow['target']): R
   return res.rps.find((r) => r.server === server && r.target === target);
 }
 
+/**
+ * `a` against `b` as the median of their per-round ratios: each round measures every server back to back,
+ * so a slow spell of the machine (a neighbour on the host) falls on both sides of one ratio instead of on
+ * one side of a ratio of medians. Falls back to the ratio of the medians when the rounds do not pair up.
+ */
+export function pairedRatio(a: { median?: number; rounds?: number[] }, b: { median?: number; rounds?: number[] }): number {
+  const ra = a.rounds ?? [];
+  const rb = b.rounds ?? [];
+  if (ra.length > 0 && ra.length === rb.length) return median(ra.map((x, i) => ratio(x, rb[i])));
+  return ratio(a.median, b.median);
+}
+
+/** The paired ratio of two servers' req/s on one target. */
+function rpsPaired(res: BenchResults, a: ServerId, b: ServerId, target: RpsRow['target']): number {
+  const ra = rpsOf(res, a, target);
+  const rb = rpsOf(res, b, target);
+  return pairedRatio({ median: ra?.rps, rounds: ra?.roundsRps }, { median: rb?.rps, rounds: rb?.roundsRps });
+}
+
+/** The paired ratio of two servers' 64 MiB throughput at one concurrency. */
+function tputPaired(res: BenchResults, a: ServerId, b: ServerId, c: number): number {
+  const row = (id: ServerId): ThroughputRow | undefined => res.throughput.find((r) => r.server === id && r.concurrency === c);
+  const ra = row(a);
+  const rb = row(b);
+  return pairedRatio({ median: ra?.gbps, rounds: ra?.rounds }, { median: rb?.gbps, rounds: rb?.rounds });
+}
+
 /** Judges regmirror against the issue's targets. */
 export function checkTargets(res: BenchResults): TargetCheck[] {
   const out: TargetCheck[] = [];
@@ -135,20 +162,19 @@ function judged(values: number[], ok: (v: number) => boolean): boolean | undefin
   return values.length > 0 && values.every(Number.isFinite) ? values.every(ok) : undefined;
 }
 
-/** Issue 8's targets: regmirror against the node floor, and against regmirror before the change. */
+/** Issue 8's targets: regmirror against the node floor, and against regmirror before the change, as paired ratios ({@link pairedRatio}). */
 function floorTargets(res: BenchResults): TargetCheck[] {
   const out: TargetCheck[] = [];
   const cs = res.params.concurrencies;
   const hasBefore = res.servers.includes('regmirror-before');
   const hasManifests = res.rps.some((r) => r.target !== 'blob-1MiB');
   if (hasManifests) {
-    const rpsRatio = (t: RpsRow['target']): number => ratio(rpsOf(res, 'regmirror', t)?.rps, rpsOf(res, 'node-floor', t)?.rps);
-    const tag = rpsRatio('manifest-tag');
-    const dig = rpsRatio('manifest-digest');
+    const tag = rpsPaired(res, 'regmirror', 'node-floor', 'manifest-tag');
+    const dig = rpsPaired(res, 'regmirror', 'node-floor', 'manifest-digest');
     out.push({ issue: 8, target: 'warm manifests ≥ 0.8× node floor (req/s, by tag and by digest)', figure: `by tag ${times(tag)}, by digest ${times(dig)}`, met: judged([tag, dig], (r) => r >= 0.8) });
   }
   if (res.throughput.length > 0) {
-    const rs = cs.map((c) => ratio(tput(res, 'regmirror', c), tput(res, 'node-floor', c)));
+    const rs = cs.map((c) => tputPaired(res, 'regmirror', 'node-floor', c));
     out.push({
       issue: 8,
       target: 'warm 64 MiB ≥ 0.95× node floor at every concurrency',
@@ -158,8 +184,8 @@ function floorTargets(res: BenchResults): TargetCheck[] {
   }
   if (res.rps.some((r) => r.target === 'blob-1MiB')) {
     const rm = rpsOf(res, 'regmirror', 'blob-1MiB')?.rps;
-    const vsBefore = ratio(rm, rpsOf(res, 'regmirror-before', 'blob-1MiB')?.rps);
-    const vsFloor = times(ratio(rm, rpsOf(res, 'node-floor', 'blob-1MiB')?.rps));
+    const vsBefore = rpsPaired(res, 'regmirror', 'regmirror-before', 'blob-1MiB');
+    const vsFloor = times(rpsPaired(res, 'regmirror', 'node-floor', 'blob-1MiB'));
     out.push({
       issue: 8,
       target: 'warm 1 MiB not below regmirror before the change (req/s)',
@@ -171,10 +197,10 @@ function floorTargets(res: BenchResults): TargetCheck[] {
   }
   if (hasBefore && (res.throughput.length > 0 || res.rps.length > 0)) {
     const figures: [string, number][] = [
-      ...cs.map((c): [string, number] => [`64 MiB c=${c}`, ratio(tput(res, 'regmirror', c), tput(res, 'regmirror-before', c))]),
+      ...cs.map((c): [string, number] => [`64 MiB c=${c}`, tputPaired(res, 'regmirror', 'regmirror-before', c)]),
       ...(['blob-1MiB', 'manifest-tag', 'manifest-digest'] as const).map((t): [string, number] => [
         t === 'blob-1MiB' ? '1 MiB' : t.replace('manifest-', 'manifest by '),
-        ratio(rpsOf(res, 'regmirror', t)?.rps, rpsOf(res, 'regmirror-before', t)?.rps),
+        rpsPaired(res, 'regmirror', 'regmirror-before', t),
       ]),
     ].filter(([, r]) => Number.isFinite(r));
     out.push({
@@ -354,7 +380,11 @@ export function renderMarkdown(res: BenchResults): string {
         `upstream throttled to ${p.throttleBytesPerSec / 1e6} MB/s for the proxies; nginx with ${p.nginxWorkers} worker(s); ` +
         `multi-range: ${p.rangeCount} × ${p.rangeSize / KiB} KiB. All servers are separate processes on 127.0.0.1; logging off ` +
         `(regmirror at warn, distribution at warn without access log, nginx without access log). ` +
-        `Server CPU is summed over the server's processes and threads, % of one core; for the Node servers the event-loop (main) thread's share is in parentheses.`,
+        `Server CPU is summed over the server's processes and threads, % of one core; for the Node servers the event-loop (main) thread's share is in parentheses. ` +
+        (p.pin !== undefined
+          ? `Workloads 1-3: every server pinned to CPU ${p.pin.servers} and wrk to CPU ${p.pin.load} (taskset). `
+          : 'Not pinned to CPUs. ') +
+        `The targets of issue 8 are medians of per-round ratios (every round measures each server back to back); the tables show medians of each server's rounds.`,
       '',
       `node floor: a bare node:http server (bench/node-floor.ts) with regmirror's server options, answering the warm manifests from memory with regmirror's ` +
         `bytes and headers, and the blobs from their files with regmirror's read loop (two reused 1 MiB buffers, positional reads, each write awaited); ` +

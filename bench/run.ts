@@ -12,6 +12,7 @@ import { cleanupAll, tmpDir } from '../test/harness/proc.js';
 import { startRegistry } from '../test/harness/registry.js';
 import { startRelay } from '../test/harness/relay.js';
 import { writeWrkScript } from './load.js';
+import { defaultPinning, pinProcesses, unpinProcesses } from './pin.js';
 import { boostPriority, machineBusyPct } from './procstat.js';
 import { checkTargets, num, renderMarkdown } from './report.js';
 import { seedBlobs, seedWarm } from './seed.js';
@@ -46,6 +47,7 @@ const USAGE = `npm run bench [-- options]
   --wait-idle         first wait (up to 5 minutes) until other work uses < 10 % of the machine
   --regmirror-main P  also run regmirror from another build (P = that checkout's build/src/cli/main.js)
                       as "regmirror (before)", beside this build's regmirror: a before/after in one sitting
+  --no-pin            do not pin (default on 2+ cores: the servers on CPU 0 and wrk on CPU 1 during w1-w3)
   --profile           run regmirror with --cpu-prof; profiles go to bench/results/profiles/
   --no-write          print the report without writing bench/results/
   -h, --help
@@ -79,6 +81,7 @@ function parseCli(argv: string[]): Cli | undefined {
       'startup-entries': { type: 'string' },
       'regmirror-main': { type: 'string' },
       profile: { type: 'boolean' },
+      'no-pin': { type: 'boolean' },
       'wait-idle': { type: 'boolean' },
       'no-write': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -117,6 +120,7 @@ function parseCli(argv: string[]): Cli | undefined {
     nginxWorkers: int(values['nginx-workers'], 1, '--nginx-workers'),
     clusterMirrors: 3,
     clusterClientsPerMirror: 10,
+    ...(values['no-pin'] === true ? {} : pinning()),
     startupEntries: (values['startup-entries'] ?? (quick ? '100000' : '100000,1000000')).split(',').map((v) => int(v.trim(), 0, '--startup-entries')),
   };
   return {
@@ -128,6 +132,11 @@ function parseCli(argv: string[]): Cli | undefined {
     waitIdleSec: values['wait-idle'] === true ? 300 : 0,
     ...(values['regmirror-main'] !== undefined ? { beforeMainJs: resolve(values['regmirror-main']) } : {}),
   };
+}
+
+function pinning(): Pick<BenchParams, 'pin'> {
+  const pin = defaultPinning();
+  return pin === undefined ? {} : { pin };
 }
 
 function firstLine(cmd: string, args: string[]): string {
@@ -298,6 +307,7 @@ async function main(cli: Cli): Promise<BenchResults> {
     warm,
     relay,
     wrkScript: writeWrkScript(work),
+    ...(params.pin !== undefined ? { loadCpus: params.pin.load } : {}),
     clientJs,
     mainJs,
     ...(before !== undefined ? { beforeMainJs: before } : {}),
@@ -305,6 +315,12 @@ async function main(cli: Cli): Promise<BenchResults> {
     note: (msg) => notes.push(msg),
   };
 
+  const pinned = params.pin !== undefined && (only.has('w1') || only.has('w2') || only.has('w3'));
+  const serverPids = (): number[] => servers.flatMap((s) => s.pids());
+  if (pinned && params.pin) {
+    pinProcesses(serverPids(), params.pin.servers);
+    log(`servers pinned to CPU ${params.pin.servers}, wrk to CPU ${params.pin.load} for workloads 1-3`);
+  }
   if (only.has('w1')) {
     const w1 = await timed(timings, 'w1+w6', () => warmBig(ctx));
     results.throughput = w1.rows;
@@ -312,6 +328,11 @@ async function main(cli: Cli): Promise<BenchResults> {
   }
   if (only.has('w2')) results.rps.push(...(await timed(timings, 'w2', () => warmSmall(ctx))));
   if (only.has('w3')) results.rps.push(...(await timed(timings, 'w3', () => warmManifests(ctx))));
+  if (pinned) {
+    // The fills and fan-outs that follow involve the relay and the upstream: every process gets every core again.
+    unpinProcesses(serverPids());
+    delete ctx.loadCpus;
+  }
   if (only.has('w4')) {
     relay.reset();
     results.cold = await timed(timings, 'w4', () => coldFanOut(ctx, cold, coldRepo));

@@ -30,6 +30,11 @@ export interface BenchParams {
   clusterClientsPerMirror: number;
   /** Workload 8: index sizes the start-up is measured with. */
   startupEntries: number[];
+  /**
+   * CPUs (taskset lists) of the servers under test and of wrk during workloads 1–3; absent: not pinned
+   * (`--no-pin`, one core, or no taskset).
+   */
+  pin?: { servers: string; load: string };
 }
 
 /** The machine the figures come from. */

@@ -26,6 +26,8 @@ export interface WorkloadContext {
   relay: Relay;
   /** wrk's Lua hook. */
   wrkScript: string;
+  /** CPUs wrk runs on while the servers are pinned (workloads 1–3); undefined: not pinned. */
+  loadCpus?: string;
   /** build/bench/client.js */
   clientJs: string;
   /** build/src/cli/main.js */
@@ -96,6 +98,11 @@ export function upstreamCount(relay: Relay, digest: string): UpstreamCount {
   };
 }
 
+/** wrk's CPUs, when the servers are pinned. */
+function load(ctx: WorkloadContext): { cpus?: string } {
+  return ctx.loadCpus === undefined ? {} : { cpus: ctx.loadCpus };
+}
+
 /** A wrk run with the server's CPU use over it. */
 type Measured = WrkResult & { cpuPct: number; loopPct?: number };
 
@@ -111,7 +118,7 @@ async function measure(
   const loop = server.eventLoopPid;
   const cpu0 = cpuSecondsOf(server.pids());
   const loop0 = loop === undefined ? 0 : threadCpuSeconds(loop, loop);
-  const r = await wrk({ url: server.url + path, connections, durationSec, script: ctx.wrkScript, headers });
+  const r = await wrk({ url: server.url + path, connections, durationSec, script: ctx.wrkScript, headers, ...load(ctx) });
   const cpu1 = cpuSecondsOf(server.pids());
   const loop1 = loop === undefined ? 0 : threadCpuSeconds(loop, loop);
   return { ...r, cpuPct: ((cpu1 - cpu0) / r.durationS) * 100, ...(loop === undefined ? {} : { loopPct: ((loop1 - loop0) / r.durationS) * 100 }) };
@@ -149,7 +156,7 @@ export async function warmBig(ctx: WorkloadContext): Promise<{ rows: ThroughputR
     ctx.log('w1: filling and checking the 64 MiB blob on every server');
     await checkBlob(ctx, path, warm.big);
     for (const m of samplers.values()) m.mark('fill');
-    for (const s of ctx.servers) await wrk({ url: s.url + path, connections: 4, durationSec: params.warmupSec, script: ctx.wrkScript });
+    for (const s of ctx.servers) await wrk({ url: s.url + path, connections: 4, durationSec: params.warmupSec, script: ctx.wrkScript, ...load(ctx) });
     await settleRelay(ctx.relay);
     for (const m of samplers.values()) m.mark('warm-up');
     const runs = new Map<string, Measured[]>();
@@ -199,7 +206,7 @@ export async function warmBig(ctx: WorkloadContext): Promise<{ rows: ThroughputR
 async function rpsWorkload(ctx: WorkloadContext, target: RpsRow['target'], path: string, headers: Record<string, string>): Promise<RpsRow[]> {
   const { params } = ctx;
   for (const s of ctx.servers) {
-    await wrk({ url: s.url + path, connections: params.rpsConnections, durationSec: params.warmupSec, script: ctx.wrkScript, headers });
+    await wrk({ url: s.url + path, connections: params.rpsConnections, durationSec: params.warmupSec, script: ctx.wrkScript, headers, ...load(ctx) });
   }
   await settleRelay(ctx.relay);
   const runs = new Map<ServerId, Measured[]>();

@@ -7,14 +7,15 @@
 import { NotFound } from '../oci/errors.js';
 
 /** A parsed request target. `name` is what the client sent (namespace prefix included). */
-export type Route =
+export type Route = Readonly<
   | { kind: 'base' }
   | { kind: 'manifest'; name: string; reference: string }
   | { kind: 'blob'; name: string; digest: string }
   | { kind: 'tags'; name: string }
   | { kind: 'referrers'; name: string; digest: string }
   | { kind: 'upload'; name: string }
-  | { kind: 'catalog' };
+  | { kind: 'catalog' }
+>;
 
 const SUFFIXES: Array<[string, (name: string, rest: string) => Route | undefined]> = [
   ['/manifests/', (name, rest) => (rest && !rest.includes('/') ? { kind: 'manifest', name, reference: rest } : undefined)],
@@ -22,6 +23,26 @@ const SUFFIXES: Array<[string, (name: string, rest: string) => Route | undefined
   ['/blobs/', (name, rest) => (rest && !rest.includes('/') ? { kind: 'blob', name, digest: rest } : undefined)],
   ['/referrers/', (name, rest) => (rest && !rest.includes('/') ? { kind: 'referrers', name, digest: rest } : undefined)],
 ];
+
+/**
+ * Routes of paths seen before: clients pull the same manifests and blobs over and over. Only routes that
+ * parsed are kept (bounded, cleared when full), and a route is never changed once made, so a cached one is
+ * what parsing would give. The strings in it are then the same objects from one request to the next, so the
+ * maps they key downstream (the manifest and tag caches, the name grammar's) find their hash already made.
+ */
+const routes = new Map<string, Route>();
+const ROUTES_MAX = 4096;
+
+/** {@link parseRoute}, remembered for paths seen before. */
+export function routeOf(pathname: string): Route {
+  let route = routes.get(pathname);
+  if (route === undefined) {
+    route = parseRoute(pathname);
+    if (routes.size >= ROUTES_MAX) routes.clear();
+    routes.set(pathname, route);
+  }
+  return route;
+}
 
 /** Parses the path of a `/v2/...` request; throws {@link NotFound} (`route`) for paths outside the API. */
 export function parseRoute(pathname: string): Route {

@@ -10,7 +10,7 @@ import { checkName, MAX_NAME_LENGTH } from '../oci/names.js';
 import type { Namespaces } from '../upstream/namespaces.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
-import { looksLikeRegistryHost, parseRoute, type Route } from './route.js';
+import { looksLikeRegistryHost, routeOf, type Route } from './route.js';
 import type { RepoContext, RequestContext } from './context.js';
 import { sendBuffer, sendError } from './respond.js';
 import { requestHeader } from './raw-headers.js';
@@ -134,7 +134,7 @@ export function requestPipeline(deps: PipelineDeps): (req: IncomingMessage, res:
     res.on('close', onResponseClose);
     try {
       // The registry API first: a hit from memory is answered without a single await.
-      const done = path.startsWith('/v2') ? dispatch(deps, ctx, parseRoute(path)) : endpoint(deps, ctx, path);
+      const done = path.startsWith('/v2') ? dispatch(deps, ctx, routeOf(path)) : endpoint(deps, ctx, path);
       if (done !== undefined) return done.catch((err: unknown) => sendError(ctx, err));
     } catch (err) {
       sendError(ctx, err);

@@ -30,15 +30,25 @@ export interface AcceptSet {
 const memo = new Map<string, AcceptSet>();
 const MEMO_MAX = 512;
 
+/**
+ * The last Accept value parsed, and its set: a header string is new on every request, and comparing it
+ * with the last one costs less than hashing it for the memo (a pulling client sends one value throughout).
+ */
+let lastHeader = '';
+let lastSet: AcceptSet | undefined;
+
 /** Merges Accept header lines into an {@link AcceptSet}. */
 export function parseAccept(header: string | string[] | undefined): AcceptSet {
   if (typeof header !== 'string' || header.length > 4096) return parseAcceptUncached(header);
+  if (lastSet !== undefined && header === lastHeader) return lastSet;
   let set = memo.get(header);
   if (!set) {
     set = parseAcceptUncached(header);
     if (memo.size >= MEMO_MAX) memo.clear();
     memo.set(header, set);
   }
+  lastHeader = header;
+  lastSet = set;
   return set;
 }
 

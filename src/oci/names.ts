@@ -44,11 +44,21 @@ export function checkDigest(value: string): Digest {
 }
 
 /** A manifest reference: a tag or a digest. */
-export type Reference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest: Digest };
+export type Reference = Readonly<{ kind: 'tag'; tag: string } | { kind: 'digest'; digest: Digest }>;
+
+/** References that passed the grammar, as parsed (never changed once made): the same few, over and over. */
+const validReferences = new Map<string, Reference>();
+const VALID_REFERENCES_MAX = 4096;
 
 /** Parses a manifest reference or throws {@link InvalidInput} (`tag` or `digest`). */
 export function checkReference(ref: string): Reference {
-  if (looksLikeDigest(ref)) return { kind: 'digest', digest: checkDigest(ref) };
-  if (!isValidTag(ref)) throw new InvalidInput('tag', 'invalid tag', { tag: ref.slice(0, 300) });
-  return { kind: 'tag', tag: ref };
+  let r = validReferences.get(ref);
+  if (r !== undefined) return r;
+  // A tag has no ':', so only a reference with one can be (or fail as) a digest.
+  if (ref.includes(':') && looksLikeDigest(ref)) r = { kind: 'digest', digest: checkDigest(ref) };
+  else if (isValidTag(ref)) r = { kind: 'tag', tag: ref };
+  else throw new InvalidInput('tag', 'invalid tag', { tag: ref.slice(0, 300) });
+  if (validReferences.size >= VALID_REFERENCES_MAX) validReferences.clear();
+  validReferences.set(ref, r);
+  return r;
 }

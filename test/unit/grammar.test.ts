@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkReference, isValidName, isValidTag } from '../../src/oci/names.js';
 import { parseDigest } from '../../src/oci/digest.js';
-import { parseRoute, looksLikeRegistryHost } from '../../src/http/route.js';
+import { parseRoute, looksLikeRegistryHost, routeOf } from '../../src/http/route.js';
 import { toRegistryError } from '../../src/http/registry-errors.js';
 import { MirrorError } from '../../src/oci/errors.js';
 
@@ -113,4 +113,21 @@ test('parseRoute: the fast manifest and blob paths answer what the general suffi
     const path = `/v2/${segs.join('/')}`;
     assert.equal(describe(path), reference(path), path);
   }
+});
+
+test('routeOf and checkReference remember what parsed, and only that: a bad path or reference fails every time', () => {
+  const path = `/v2/library/alpine/manifests/sha256:${HEX64}`;
+  const first = routeOf(path);
+  assert.deepEqual(first, parseRoute(path));
+  assert.equal(routeOf(`${path}`.slice(0)), first, 'the same route object for the same path');
+  for (let i = 0; i < 3; i++) assert.throws(() => routeOf('/v2/library/alpine/nothing'), (e) => asSent(e)?.status === 404);
+  const ref = checkReference('v1.2');
+  assert.equal(checkReference('v1.2'), ref);
+  assert.deepEqual(ref, { kind: 'tag', tag: 'v1.2' });
+  for (let i = 0; i < 3; i++) {
+    assert.throws(() => checkReference('Bad:Tag'), (e) => asSent(e)?.code === 'MANIFEST_UNKNOWN');
+    assert.throws(() => checkReference('sha256:short'), (e) => asSent(e)?.code === 'DIGEST_INVALID');
+  }
+  // Thousands of distinct paths keep memory bounded and answers right.
+  for (let i = 0; i < 10_000; i++) assert.equal((routeOf(`/v2/r${i}/blobs/sha256:${HEX64}`) as { name: string }).name, `r${i}`);
 });

@@ -32,7 +32,19 @@ function manifestHeaders(m: StoredManifest): readonly string[] {
   return h;
 }
 
-const VARY_ACCEPT: readonly string[] = ['vary', 'Accept'];
+/** The last tag answer's header list, reused while the manifest, the Age second and the Warning stay the same. */
+let lastTag: { own: readonly string[]; age: number; warning: string | undefined; list: readonly string[] } | undefined;
+
+/** A tag answer's headers: it varies by Accept, says its Age (and Warning, when stale), then the manifest's own. */
+function tagHeaders(own: readonly string[], age: number, warning: string | undefined): readonly string[] {
+  const last = lastTag;
+  if (last !== undefined && last.own === own && last.age === age && last.warning === warning) return last.list;
+  const list = ['vary', 'Accept', 'age', String(age)];
+  if (warning !== undefined) list.push('warning', warning);
+  for (const h of own) list.push(h);
+  lastTag = { own, age, warning, list };
+  return list;
+}
 
 /** Sends a manifest (or 304 when the client holds it). Tag answers vary by Accept, carry their Age and may carry a Warning. */
 function send(ctx: RepoContext, metrics: Metrics, manifest: StoredManifest, tag: TagAnswer | undefined): void {
@@ -41,12 +53,7 @@ function send(ctx: RepoContext, metrics: Metrics, manifest: StoredManifest, tag:
   else metrics.misses.inc({ kind: 'manifest' });
   const own = manifestHeaders(manifest);
   // A tag answer says how long ago a registry confirmed it (`Age`): a mirror tier below this one counts its TTL from then.
-  let headers = own;
-  if (tag !== undefined) {
-    const age = ['age', String(ageSeconds(tag.confirmedAt, Date.now()))];
-    if (tag.warning !== undefined) age.push('warning', tag.warning);
-    headers = VARY_ACCEPT.concat(age, own);
-  }
+  const headers = tag === undefined ? own : tagHeaders(own, ageSeconds(tag.confirmedAt, Date.now()), tag.warning);
   const inm = requestHeader(ctx.req, 'if-none-match');
   if (inm !== undefined && inm.split(',').some((t) => t.trim() === `"${manifest.digest}"`)) {
     // A 304 has no body and announces none: every header but Content-Length.

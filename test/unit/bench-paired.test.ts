@@ -1,0 +1,19 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pairedRatio } from '../../bench/report.js';
+
+test('pairedRatio: the median of per-round ratios, so a slow round on both sides cancels out', () => {
+  // Round 2 ran in a slow spell that halved both servers: every round still says 0.8.
+  assert.equal(pairedRatio({ median: 8, rounds: [8, 4, 8] }, { median: 10, rounds: [10, 5, 10] }), 0.8);
+  // Slow spells on one side only: the ratios are 1.0, 0.4 and 0.8; their median is 0.8, while the
+  // ratio of the medians (8 / 10, with 10 the median of 8, 20, 10) would hide nothing here but differs below.
+  assert.equal(pairedRatio({ median: 8, rounds: [8, 8, 8] }, { median: 10, rounds: [8, 20, 10] }), 0.8);
+  // Both servers slow in different rounds: medians give 6 / 10 = 0.6, the pairs 0.9, 0.6, 1.0 → 0.9.
+  assert.equal(pairedRatio({ median: 6, rounds: [9, 6, 3] }, { median: 10, rounds: [10, 10, 3] }), 0.9);
+});
+
+test('pairedRatio: falls back to the ratio of medians when the rounds do not pair up', () => {
+  assert.equal(pairedRatio({ median: 6, rounds: [6] }, { median: 8, rounds: [8, 8] }), 0.75);
+  assert.equal(pairedRatio({ median: 6 }, { median: 8 }), 0.75);
+  assert.ok(Number.isNaN(pairedRatio({}, { median: 8 })));
+});
