@@ -52,6 +52,8 @@ export class Metrics {
   readonly bytesServed: Counter<'source'>;
   readonly upstreamRequests: Counter<'upstream' | 'kind' | 'method' | 'status'>;
   readonly upstreamBytes: Counter<'upstream' | 'kind'>;
+  /** Requests sent again because their connection dropped before an answer began (upstream/retry.ts). */
+  readonly upstreamRetries: Counter<'upstream' | 'reason'>;
   /** Docker Hub's pull budget as it last answered (`ratelimit-remaining`). */
   readonly upstreamRateLimitRemaining: Gauge<'upstream'>;
   /** Docker Hub's pull budget per window (`ratelimit-limit`). */
@@ -107,6 +109,7 @@ export class Metrics {
     this.misses = new Counter({ name: `${p}cache_misses_total`, help: 'Requests that needed the upstream', labelNames: ['kind'], registers });
     this.bytesServed = new Counter({ name: `${p}served_bytes_total`, help: 'Body bytes sent to clients, by source (cache = committed file, fill = in-flight fill, upstream = passed through)', labelNames: ['source'], registers, collect() { servedTally.flushInto(this); } });
     this.upstreamRequests = new Counter({ name: `${p}upstream_requests_total`, help: 'Requests sent to upstreams (redirect hops and token requests included)', labelNames: ['upstream', 'kind', 'method', 'status'], registers });
+    this.upstreamRetries = new Counter({ name: `${p}upstream_retries_total`, help: 'Upstream GETs and HEADs sent once more because their connection dropped before any answer (reason: ECONNRESET, EPIPE, UND_ERR_SOCKET); a steady rate means the upstream or a load balancer closes idle connections sooner than the mirror expects', labelNames: ['upstream', 'reason'], registers });
     this.upstreamBytes = new Counter({ name: `${p}upstream_bytes_total`, help: 'Body bytes received from upstreams', labelNames: ['upstream', 'kind'], registers });
     this.upstreamRateLimitRemaining = new Gauge({ name: `${p}upstream_ratelimit_remaining`, help: 'Pulls left in the current window, from the upstream\'s ratelimit-remaining header (Docker Hub; sent on HEAD too)', labelNames: ['upstream'], registers });
     this.upstreamRateLimitLimit = new Gauge({ name: `${p}upstream_ratelimit_limit`, help: 'Pulls allowed per window, from the upstream\'s ratelimit-limit header (Docker Hub)', labelNames: ['upstream'], registers });

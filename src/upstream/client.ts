@@ -5,7 +5,8 @@
  *
  * Every host the upstream names — a redirect's Location, a token realm elsewhere — is reached through
  * a second dispatcher whose connector applies the trust policy (trust.ts) to the addresses it connects
- * to. The redirect loop stays our own rather than undici's `interceptors.redirect`: that interceptor has
+ * to. Both dispatchers are composed with {@link retryUnanswered} (retry.ts): a GET or HEAD whose connection
+ * dropped before any answer (the keep-alive race) is sent once more. The redirect loop stays our own rather than undici's `interceptors.redirect`: that interceptor has
  * no per-hop hook (so no refusal with a reason, no log line naming the refused host), hides hops from
  * the per-request metrics, answers the last 3xx as if final when hops run out, and would send the
  * first hop through the unpoliced dispatcher's pools; the policy itself does live in undici's parts
@@ -22,6 +23,7 @@ import type { Logger } from '../log.js';
 import { UpstreamAuth } from './auth.js';
 import { errorForUpstreamStatus, type UpstreamKind } from './status.js';
 import type { UpstreamObserver } from './observer.js';
+import { retryUnanswered } from './retry.js';
 
 /** Redirect hops followed before giving up (containerd uses 10 as well). */
 export const MAX_REDIRECTS = 10;
@@ -54,6 +56,7 @@ export interface UpstreamResponse {
 
 /** Shared dependencies of every upstream. */
 export interface UpstreamDeps {
+  /** The keep-alive dispatcher for the configured upstream origins (shared by every upstream). */
   dispatcher: Dispatcher;
   timeouts: UpstreamTimeouts;
   /** Where the upstream may send the mirror (redirect targets, token realms on other hosts). */
@@ -97,6 +100,9 @@ export class Upstream {
   private readonly trust: UpstreamTrust;
   /** For hosts the upstream names (redirect targets, token realms elsewhere): connects only where {@link trust} allows. */
   private readonly named: Agent;
+  /** {@link UpstreamDeps.dispatcher} and {@link named}, each composed with the retry of a dropped, unanswered request. */
+  private readonly toUpstream: Dispatcher;
+  private readonly toNamed: Dispatcher;
   /** The "answers like a mirror" hint was logged. */
   private hinted = false;
 
@@ -105,6 +111,15 @@ export class Upstream {
     this.base = new URL(config.url);
     this.trust = new UpstreamTrust(this.base, deps.trust);
     this.named = createDispatcher(deps.timeouts, this.trust);
+    const retry = retryUnanswered({
+      onRetry: (opts, err) => {
+        deps.metrics.upstreamRetries.inc({ upstream: this.namespace, reason: err.code ?? 'unknown' });
+        // The origin, never the path: presigned URLs carry secrets.
+        deps.log.info({ upstream: this.namespace, origin: String(opts.origin ?? ''), method: opts.method, error: err.code }, 'upstream connection dropped before an answer; sending the request once more');
+      },
+    });
+    this.toUpstream = deps.dispatcher.compose(retry);
+    this.toNamed = this.named.compose(retry);
     this.auth = new UpstreamAuth(config.namespace, config.credentials, (url, headers) => this.tokenRequest(url, headers), {
       credentialsAllowed: (realm) => realm.protocol === 'https:' || this.trust.isUpstreamHost(realm),
       onWithheld: (realm) => deps.log.warn({ upstream: this.namespace, realm: realm.origin }, 'token realm is neither https nor on the upstream host; asking it for a token without credentials'),
@@ -158,7 +173,7 @@ export class Upstream {
     try {
       const res = await request(url, {
         // The configured upstream origin is trusted as configured; anything else it names goes through the policy.
-        dispatcher: url.origin === this.base.origin ? this.deps.dispatcher : this.named,
+        dispatcher: url.origin === this.base.origin ? this.toUpstream : this.toNamed,
         method,
         headers,
         ...(signal ? { signal } : {}),
