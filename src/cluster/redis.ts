@@ -4,7 +4,13 @@
  * alone. {@link ClusterRedis.call} never throws: it answers `{ok: false}` on any error, so a caller cannot
  * mistake an error for a miss (a Redis nil is a value, `null`, with `ok: true`).
  */
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
+
+/** ioredis, loaded on first use: a mirror without Redis never loads it (about 8 MiB of resident memory). */
+function redisClass(): typeof Redis {
+  return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
+}
 import type { Logger } from '../log.js';
 import type { ClusterMetrics } from './metrics.js';
 
@@ -25,7 +31,7 @@ export class ClusterRedis {
   private lastWarn = 0;
 
   constructor(private readonly opts: ClusterRedisOptions) {
-    this.redis = new Redis(opts.url, {
+    this.redis = new (redisClass())(opts.url, {
       lazyConnect: false,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,

@@ -13,7 +13,13 @@
  *   back to Redis: a read that failed never leads to a write (which would only wait on Redis again);
  * - one log line per state change (unavailable / back), never one per request.
  */
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
+
+/** ioredis, loaded on first use: a mirror without Redis never loads it (about 8 MiB of resident memory). */
+function redisClass(): typeof Redis {
+  return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
+}
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -78,7 +84,7 @@ export class RedisTagStore implements TagStore {
     this.metrics = opts.metrics;
     this.local = opts.local ?? new MemoryTagStore();
     this.cooldownMs = policy.breaker.cooldownMs;
-    this.redis = new Redis(opts.url, {
+    this.redis = new (redisClass())(opts.url, {
       lazyConnect: false,
       // Fail at once while disconnected (the local path answers) instead of queueing behind a reconnect.
       enableOfflineQueue: false,
