@@ -4,13 +4,8 @@
  * alone. {@link ClusterRedis.call} never throws: it answers `{ok: false}` on any error, so a caller cannot
  * mistake an error for a miss (a Redis nil is a value, `null`, with `ok: true`).
  */
-import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
-
-/** ioredis, loaded on first use: a mirror without Redis never loads it (about 8 MiB of resident memory). */
-function redisClass(): typeof Redis {
-  return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
-}
+import { redisClass } from '../redis-client.js';
 import type { Logger } from '../log.js';
 import type { ClusterMetrics } from './metrics.js';
 

@@ -13,13 +13,8 @@
  *   back to Redis: a read that failed never leads to a write (which would only wait on Redis again);
  * - one log line per state change (unavailable / back), never one per request.
  */
-import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
-
-/** ioredis, loaded on first use: a mirror without Redis never loads it (about 8 MiB of resident memory). */
-function redisClass(): typeof Redis {
-  return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
-}
+import { redisClass } from '../redis-client.js';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
