@@ -6,6 +6,7 @@
  */
 import { Agent, request } from 'undici';
 import type { Digest } from '../oci/digest.js';
+import { guardedConnect } from '../upstream/h1-guard.js';
 
 /** The path of the peer endpoint for a digest. */
 export const PEER_PREFIX = '/_regmirror/peer/blobs/';
@@ -48,7 +49,7 @@ export class PeerClient {
   private readonly agent: Agent;
 
   constructor(private readonly opts: PeerClientOptions) {
-    this.agent = new Agent({ connect: { timeout: opts.connectMs ?? 1000 }, headersTimeout: 30_000, bodyTimeout: opts.bodyIdleMs, keepAliveTimeout: 10_000 });
+    this.agent = new Agent({ connect: guardedConnect({ timeout: opts.connectMs ?? 1000 }), headersTimeout: 30_000, bodyTimeout: opts.bodyIdleMs, keepAliveTimeout: 10_000 });
   }
 
   /** Opens `digest` at `peer` from byte `start`. Throws a {@link PeerError}. */

@@ -13,6 +13,7 @@
  * (a custom `connect` built with `buildConnector` and a checking `lookup`).
  */
 import { Agent, request, type Dispatcher } from 'undici';
+import { guardedConnect, guardedConnector } from './h1-guard.js';
 import type { TrustPolicy } from '../config/types.js';
 import { addressRefusal, UpstreamTrust } from './trust.js';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -71,7 +72,7 @@ export interface UpstreamDeps {
 export function createDispatcher(timeouts: UpstreamTimeouts, trust?: UpstreamTrust): Agent {
   const connect = { timeout: timeouts.connectMs };
   return new Agent({
-    connect: trust ? trust.connector(connect) : connect,
+    connect: trust ? guardedConnector(trust.connector(connect)) : guardedConnect(connect),
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 600_000,
     headersTimeout: timeouts.headersMs,

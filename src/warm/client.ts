@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Agent, request, type Dispatcher } from 'undici';
+import { guardedConnect } from '../upstream/h1-guard.js';
 import type { Digest } from '../oci/digest.js';
 import { WarmError } from './errors.js';
 
@@ -62,7 +63,7 @@ export class MirrorClient {
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new WarmError('reference', `invalid mirror URL ${JSON.stringify(mirrorUrl)}: scheme must be http or https`);
     this.base = u.origin + u.pathname.replace(/\/+$/, '');
     const timeout = opts.timeoutMs ?? 300_000;
-    this.agent = new Agent({ connections: opts.connections ?? 8, headersTimeout: timeout, bodyTimeout: timeout });
+    this.agent = new Agent({ connect: guardedConnect({}), connections: opts.connections ?? 8, headersTimeout: timeout, bodyTimeout: timeout });
     this.attempts = Math.max(1, opts.attempts ?? 3);
     this.maxManifestBytes = opts.maxManifestBytes ?? 4 * 2 ** 20;
   }
