@@ -172,7 +172,7 @@ export function routes(cfg: FloorConfig): Map<string, Handler> {
   for (const m of cfg.manifests) {
     const body = Buffer.from(m.bodyBase64, 'base64');
     const common = ['content-type', m.mediaType, 'docker-content-digest', m.digest, 'etag', `"${m.digest}"`];
-    map.set(`/v2/${m.repo}/manifests/${m.tag}`, bufferHandler(body, [...api, ...ns, 'vary', 'Accept', ...common]));
+    map.set(`/v2/${m.repo}/manifests/${m.tag}`, bufferHandler(body, [...api, ...ns, 'vary', 'Accept', 'age', '0', ...common]));
     map.set(`/v2/${m.repo}/manifests/${m.digest}`, bufferHandler(body, [...api, ...ns, ...common]));
   }
   for (const b of cfg.blobs) {

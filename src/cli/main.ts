@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** The `regmirror` command. */
+// First: sizes V8's young generation before the rest of the program is evaluated.
+import './young-generation.js';
 import { readFileSync } from 'node:fs';
 import { buildConfig, readConfigFile, readEnv, type ConfigInput } from '../config/load.js';
 import { Mirror } from '../mirror.js';
