@@ -43,6 +43,7 @@ import { statusRoute } from './status/handler.js';
 import { Cluster } from './cluster/cluster.js';
 import { ClusterMetrics } from './cluster/metrics.js';
 import { peerEndpoint } from './cluster/peer-endpoint.js';
+import { Reclaimer } from './reclaim.js';
 
 /** The sum of a counter over all its labels. */
 async function sumOf(c: Counter<string>): Promise<number> {
@@ -109,6 +110,7 @@ export function wire(
     config.defaultNamespace,
   );
   const slots = new Slots(config.fill.maxConcurrent, config.fill.queueTimeoutMs, (n) => metrics.fillQueueWaiting.set(n));
+  const reclaimer = new Reclaimer();
   const fills = new Fills({
     store: blobStore,
     metrics,
@@ -117,6 +119,7 @@ export function wire(
     abortWhenOrphaned: config.fill.abortWhenOrphaned,
     reserve: (bytes) => cache.evictor.reserve(bytes),
     afterCommit: () => void cache.evictor.check(),
+    ...(reclaimer.active ? { received: (bytes: number) => reclaimer.received(bytes) } : {}),
   });
   const manifests = new ManifestService({ store: manifestStore, metrics, log, maxBytes: config.maxManifestBytes, negativeTtlMs: config.negativeTtlMs });
   // Cluster metrics are on the mirror's registry always (dashboards read them as 0 on a lone mirror).

@@ -58,6 +58,8 @@ export interface FillDeps {
   reserve?: (bytes: number) => Promise<{ release(): void } | undefined>;
   /** Told after a fill ends (the evictor checks the watermarks). */
   afterCommit?: () => void;
+  /** Told of the size of every chunk received, so dead chunks are collected sooner (src/reclaim.ts). */
+  received?: (bytes: number) => void;
 }
 
 export type FillState = 'pending' | 'running' | 'done' | 'failed';
@@ -149,6 +151,7 @@ export class BlobFill extends EventEmitter {
           }
           if (this.diskEnd !== undefined) await this.hold(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
           this.written += chunk.length;
+          this.deps.received?.(chunk.length);
           metrics.upstreamBytes.inc({ upstream: body.upstream, kind: 'blob' }, chunk.length);
           this.emit('progress');
         }
