@@ -55,6 +55,12 @@ async function main(argv: string[]): Promise<number> {
     const log = mirror.log;
     // A stray rejection is a bug to log, not a reason to drop every transfer in flight.
     process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled rejection'));
+    // An exception nothing caught leaves the process in an unknown state: say so in the JSON log, then exit
+    // as node would (code 1 after the message), so the supervisor restarts it and the log shows why.
+    process.on('uncaughtException', (err) => {
+      log.fatal({ err }, 'uncaught exception: exiting');
+      process.exit(1);
+    });
     await mirror.listen();
   } catch (err) {
     process.stderr.write(`regmirror: ${(err as Error).message}\n`);
