@@ -6,3 +6,19 @@ import type { Redis } from 'ioredis';
 export function redisClass(): typeof Redis {
   return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
 }
+
+/**
+ * A client that fails fast: no offline queue and no per-command retries (while disconnected a command
+ * fails at once and the caller's local path answers instead of queueing behind a reconnect), every
+ * command bounded by `timeoutMs`, reconnects backing off up to 2 s.
+ */
+export function failFastRedis(url: string, timeoutMs: number): Redis {
+  return new (redisClass())(url, {
+    lazyConnect: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: timeoutMs,
+    connectTimeout: Math.max(1000, timeoutMs * 4),
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+  });
+}

@@ -5,7 +5,7 @@
  * mistake an error for a miss (a Redis nil is a value, `null`, with `ok: true`).
  */
 import type { Redis } from 'ioredis';
-import { redisClass } from '../redis-client.js';
+import { failFastRedis } from '../redis-client.js';
 import type { Logger } from '../log.js';
 import type { ClusterMetrics } from './metrics.js';
 
@@ -26,14 +26,7 @@ export class ClusterRedis {
   private lastWarn = 0;
 
   constructor(private readonly opts: ClusterRedisOptions) {
-    this.redis = new (redisClass())(opts.url, {
-      lazyConnect: false,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: opts.timeoutMs,
-      connectTimeout: Math.max(1000, opts.timeoutMs * 4),
-      retryStrategy: (times) => Math.min(times * 200, 2000),
-    });
+    this.redis = failFastRedis(opts.url, opts.timeoutMs);
     this.redis.on('error', (err: Error) => this.warn(err, 'connection'));
   }
 

@@ -14,7 +14,7 @@
  * - one log line per state change (unavailable / back), never one per request.
  */
 import type { Redis } from 'ioredis';
-import { redisClass } from '../redis-client.js';
+import { failFastRedis } from '../redis-client.js';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -79,15 +79,7 @@ export class RedisTagStore implements TagStore {
     this.metrics = opts.metrics;
     this.local = opts.local ?? new MemoryTagStore();
     this.cooldownMs = policy.breaker.cooldownMs;
-    this.redis = new (redisClass())(opts.url, {
-      lazyConnect: false,
-      // Fail at once while disconnected (the local path answers) instead of queueing behind a reconnect.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: policy.timeoutMs,
-      connectTimeout: Math.max(1000, policy.timeoutMs * 4),
-      retryStrategy: (times) => Math.min(times * 200, 2000),
-    });
+    this.redis = failFastRedis(opts.url, policy.timeoutMs);
     this.breaker = new Breaker(policy.breaker, (to, from, cause) => this.changed(to, from, cause));
     // Connection errors repeat on every reconnect attempt: the first of an outage is logged, then a
     // reminder at most every CONNECTION_LOG_INTERVAL_MS, the rest at debug.
