@@ -44,8 +44,8 @@ export function growthFor(newSpaceBytes: number, capMiB: number): number {
   return Math.max(1, Math.floor(capMiB / semiMiB));
 }
 
-/** Starts watching; returns a function that stops (restoring V8's growth factor). */
-export function capYoungGeneration(capMiB = SEMI_SPACE_CAP_MIB): () => void {
+/** Starts watching for the life of the process. */
+export function capYoungGeneration(capMiB = SEMI_SPACE_CAP_MIB): void {
   let factor = V8_GROWTH_FACTOR;
   const check = () => {
     const ns = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
@@ -54,13 +54,8 @@ export function capYoungGeneration(capMiB = SEMI_SPACE_CAP_MIB): () => void {
     factor = next;
     setFlagsFromString(`--semi-space-growth-factor=${next}`);
   };
-  const observer = new PerformanceObserver(check);
-  observer.observe({ entryTypes: ['gc'] });
+  new PerformanceObserver(check).observe({ entryTypes: ['gc'] });
   check();
-  return () => {
-    observer.disconnect();
-    if (factor !== V8_GROWTH_FACTOR) setFlagsFromString(`--semi-space-growth-factor=${V8_GROWTH_FACTOR}`);
-  };
 }
 
 /** The cap `REGMIRROR_YOUNG_GENERATION` asks for (MiB per semi-space), else the default. */

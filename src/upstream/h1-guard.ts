@@ -26,14 +26,12 @@ interface PausableParser {
   resume(): void;
 }
 
-let parserKey: symbol | null | undefined;
+let parserKey: symbol | undefined;
 
 /** undici keeps the parser on the socket under a private symbol named `parser`. */
 function parserOf(socket: Socket): PausableParser | undefined {
-  if (parserKey === undefined || parserKey === null) {
-    parserKey = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'parser') ?? null;
-    if (parserKey === null) return undefined;
-  }
+  parserKey ??= Object.getOwnPropertySymbols(socket).find((s) => s.description === 'parser');
+  if (parserKey === undefined) return undefined;
   const p = (socket as unknown as Record<symbol, unknown>)[parserKey];
   return p && typeof p === 'object' && typeof (p as PausableParser).resume === 'function' ? (p as PausableParser) : undefined;
 }
