@@ -34,13 +34,14 @@ function maxNewSpace(env: Record<string, string>): Promise<number> {
 }
 
 describe('young generation cap', () => {
-  test('the growth factor makes the next growth land at the cap, and stops growth there', () => {
-    assert.equal(growthFor(1 * MiB, 8), 8, 'one semi-space of 1 MiB at start: one growth to 8');
-    assert.equal(growthFor(2 * MiB, 8), 8, 'two semi-spaces of 1 MiB');
-    assert.equal(growthFor(8 * MiB, 8), 2, 'two of 4 MiB');
+  test('the growth factor is V8 own doubling below the cap, never past it, and stops growth at it', () => {
+    assert.equal(growthFor(1 * MiB, 8), 2, 'one semi-space of 1 MiB at start (or after a shrink): double, as V8 does');
+    assert.equal(growthFor(2 * MiB, 8), 2, 'two semi-spaces of 1 MiB');
+    assert.equal(growthFor(8 * MiB, 8), 2, 'two of 4 MiB: the next doubling lands at the cap');
     assert.equal(growthFor(16 * MiB, 8), 1, 'at the cap');
     assert.equal(growthFor(32 * MiB, 8), 1, 'above it (grown before the observer ran)');
-    assert.equal(growthFor(0, 8), 8);
+    assert.equal(growthFor(8 * MiB, 6), 1, 'a doubling would pass a cap that is not a power of two: stay');
+    assert.equal(growthFor(0, 8), 2);
   });
 
   test('the operator choosing the size (flags, NODE_OPTIONS, REGMIRROR_YOUNG_GENERATION=v8) turns the cap off', () => {
