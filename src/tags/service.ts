@@ -19,6 +19,7 @@ import { SingleFlight } from '../fill/flight.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
 import type { RevalidationGate } from './gate.js';
+import { HotAnswers } from './hot-answers.js';
 import { confirmedAt } from './age.js';
 import type { IncomingHttpHeaders } from 'node:http';
 
@@ -73,7 +74,7 @@ export class TagService {
    * and awaits nothing: the digest and when it was confirmed. The manifest itself stays in the
    * manifest store's memory tier, which bounds the bytes; a manifest no longer there takes the full path.
    */
-  private readonly hot = new LRUCache<string, { digest: Digest; checkedAt: number }>({ max: HOT_ANSWERS });
+  private readonly hot = new HotAnswers<{ digest: Digest; checkedAt: number }>(HOT_ANSWERS);
 
   constructor(private readonly deps: TagServiceDeps) {
     this.missing = new NegativeCache(deps.negativeTtlMs);
@@ -84,7 +85,7 @@ export class TagService {
    * undefined (then call {@link resolve}).
    */
   fresh(upstream: Upstream, repository: string, tag: string, accept: AcceptSet): TagAnswer | undefined {
-    const h = this.hot.get(`${upstream.namespace}/${repository}:${tag}\u0000${accept.key}`);
+    const h = this.hot.get(upstream.namespace, accept.key, repository, tag);
     if (h === undefined || Date.now() - h.checkedAt >= this.deps.ttlMs) return undefined;
     const manifest = this.deps.manifests.peek(h.digest, upstream.namespace);
     return manifest === undefined ? undefined : { manifest, cache: 'hit', confirmedAt: h.checkedAt };
@@ -100,7 +101,7 @@ export class TagService {
       const d = parseDigest(entry.digest);
       if (d) {
         const { manifest, hit } = await deps.manifests.byDigest(upstream, repository, d);
-        if (deps.store.shared !== true) this.hot.set(flightKey, { digest: d, checkedAt: entry.checkedAt });
+        if (deps.store.shared !== true) this.hot.set(upstream.namespace, accept.key, repository, tag, { digest: d, checkedAt: entry.checkedAt });
         return { manifest, cache: hit ? 'hit' : 'miss', confirmedAt: entry.checkedAt };
       }
     }
