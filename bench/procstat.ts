@@ -80,6 +80,30 @@ function machineJiffies(): [number, number] {
   return [total - idle, total];
 }
 
+/** Steal and total jiffies of the whole machine, from the first line of /proc/stat. */
+export interface StealReading {
+  steal: number;
+  total: number;
+}
+
+/**
+ * Steal time so far: on a virtual machine, time a vCPU was ready to run but the hypervisor ran another
+ * guest. A measurement with much of it measures the host's other tenants, not the server under test.
+ */
+export function stealReading(text = readFileSync('/proc/stat', 'utf8')): StealReading {
+  const line = text.split('\n')[0] ?? '';
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  // proc(5): user nice system idle iowait irq softirq steal guest guest_nice; guest time is inside user.
+  const total = v.slice(0, 8).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+  return { steal: v[7] ?? 0, total };
+}
+
+/** Steal between two readings, % of all the machine's CPU time over that interval (0 when none passed). */
+export function stealPctBetween(a: StealReading, b: StealReading): number {
+  const total = b.total - a.total;
+  return total > 0 ? ((b.steal - a.steal) / total) * 100 : 0;
+}
+
 /** Share of the machine's CPU time (all cores) that was busy over `ms` milliseconds, in %. */
 export async function machineBusyPct(ms = 1000): Promise<number> {
   const [b0, t0] = machineJiffies();

@@ -33,7 +33,7 @@ import { renderSvg } from './svg.js';
 import type { BenchParams, BenchResults, MachineInfo } from './types.js';
 import { clusterFanOut } from './workload-cluster.js';
 import { startupWorkload } from './workload-startup.js';
-import { coldFanOut, multiRange, settleRelay, warmBig, warmManifests, warmSmall, type WorkloadContext } from './workloads.js';
+import { coldFanOut, multiRange, settleRelay, stealNote, warmBig, warmManifests, warmSmall, type WorkloadContext } from './workloads.js';
 
 const USAGE = `npm run bench [-- options]
 
@@ -47,6 +47,8 @@ const USAGE = `npm run bench [-- options]
   --wait-idle         first wait (up to 5 minutes) until other work uses < 10 % of the machine
   --regmirror-main P  also run regmirror from another build (P = that checkout's build/src/cli/main.js)
                       as "regmirror (before)", beside this build's regmirror: a before/after in one sitting
+  --max-steal PCT     measure a wrk run of workloads 1-3 again (3 tries in all, the least-stolen kept)
+                      when the hypervisor stole more than PCT % of the CPU during it (default 5; 100: off)
   --no-pin            do not pin (default on 2+ cores: the servers on CPU 0 and wrk on CPU 1 during w1-w3)
   --profile           run regmirror with --cpu-prof; profiles go to bench/results/profiles/
   --no-write          print the report without writing bench/results/
@@ -82,6 +84,7 @@ function parseCli(argv: string[]): Cli | undefined {
       'regmirror-main': { type: 'string' },
       profile: { type: 'boolean' },
       'no-pin': { type: 'boolean' },
+      'max-steal': { type: 'string' },
       'wait-idle': { type: 'boolean' },
       'no-write': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -96,6 +99,12 @@ function parseCli(argv: string[]): Cli | undefined {
     if (v === undefined) return dflt;
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1) throw new Error(`${what} must be a positive integer, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const pct = (v: string | undefined, dflt: number, what: string): number => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0 || n > 100) throw new Error(`${what} must be a percentage (0–100), got ${JSON.stringify(v)}`);
     return n;
   };
   const only = new Set<Workload>();
@@ -121,6 +130,8 @@ function parseCli(argv: string[]): Cli | undefined {
     clusterMirrors: 3,
     clusterClientsPerMirror: 10,
     ...(values['no-pin'] === true ? {} : pinning()),
+    maxStealPct: pct(values['max-steal'], 5, '--max-steal'),
+    stealTries: 3,
     startupEntries: (values['startup-entries'] ?? (quick ? '100000' : '100000,1000000')).split(',').map((v) => int(v.trim(), 0, '--startup-entries')),
   };
   return {
@@ -313,6 +324,7 @@ async function main(cli: Cli): Promise<BenchResults> {
     ...(before !== undefined ? { beforeMainJs: before } : {}),
     log,
     note: (msg) => notes.push(msg),
+    steal: { measurements: 0, repeated: 0, keptOver: 0, maxKeptPct: 0 },
   };
 
   const pinned = params.pin !== undefined && (only.has('w1') || only.has('w2') || only.has('w3'));
@@ -328,6 +340,8 @@ async function main(cli: Cli): Promise<BenchResults> {
   }
   if (only.has('w2')) results.rps.push(...(await timed(timings, 'w2', () => warmSmall(ctx))));
   if (only.has('w3')) results.rps.push(...(await timed(timings, 'w3', () => warmManifests(ctx))));
+  const steal = stealNote(ctx.steal, params.maxStealPct, params.stealTries);
+  if (steal) notes.push(steal);
   if (pinned) {
     // The fills and fan-outs that follow involve the relay and the upstream: every process gets every core again.
     unpinProcesses(serverPids());

@@ -35,6 +35,14 @@ export interface BenchParams {
    * (`--no-pin`, one core, or no taskset).
    */
   pin?: { servers: string; load: string };
+  /**
+   * Workloads 1–3: a wrk measurement during which the hypervisor stole more than this share of the
+   * machine's CPU time (%) is measured again, up to {@link BenchParams.stealTries} times in all, and the
+   * try with the least steal is kept (`--max-steal`; 100: never measured again).
+   */
+  maxStealPct: number;
+  /** Tries per measurement under {@link BenchParams.maxStealPct}. */
+  stealTries: number;
 }
 
 /** The machine the figures come from. */

@@ -10,7 +10,7 @@ import { startS3Registry, type S3Registry } from '../test/harness/s3.js';
 import type { BlobFile } from '../test/harness/oci.js';
 import type { Relay } from '../test/harness/relay.js';
 import { digestOf, fanOut, httpGet, wrk, type HttpResponse, type WrkResult } from './load.js';
-import { cpuSecondsOf, MemSampler, threadCpuSeconds } from './procstat.js';
+import { cpuSecondsOf, MemSampler, stealPctBetween, stealReading, threadCpuSeconds } from './procstat.js';
 import { MANIFEST_ACCEPT, seedBlobs, type WarmContent } from './seed.js';
 import { startDistributionProxy, startNginxCache, startRegmirror, SERVER_LABEL, type BenchServer, type ServerId } from './servers.js';
 import { median, MiB } from './stats.js';
@@ -38,6 +38,30 @@ export interface WorkloadContext {
   log: (msg: string) => void;
   /** Notes for the report. */
   note: (msg: string) => void;
+  /** Steal seen by the measurements of workloads 1–3 (see {@link BenchParams.maxStealPct}). */
+  steal: StealTally;
+}
+
+/** What the hypervisor's steal did to the measurements. */
+export interface StealTally {
+  /** wrk measurements kept. */
+  measurements: number;
+  /** Of them, measured again at least once because of steal. */
+  repeated: number;
+  /** Kept with more steal than the limit (every try had more). */
+  keptOver: number;
+  /** Most steal in a kept measurement, %. */
+  maxKeptPct: number;
+}
+
+/** The report's line about steal. */
+export function stealNote(t: StealTally, limitPct: number, tries: number): string | undefined {
+  if (t.measurements === 0) return undefined;
+  const kept = t.keptOver > 0 ? `; ${t.keptOver} kept above it after ${tries} tries` : '';
+  return (
+    `Host steal (time the hypervisor gave the CPUs to other guests): ${t.repeated} of ${t.measurements} measurements of workloads 1–3 ` +
+    `were measured again because more than ${limitPct} % of the CPU was stolen during them${kept}; most steal in a kept measurement ${t.maxKeptPct.toFixed(1)} %.`
+  );
 }
 
 /** Servers that are caches of an upstream (everything but nginx static and the node floor). */
@@ -104,7 +128,7 @@ function load(ctx: WorkloadContext): { cpus?: string } {
 }
 
 /** A wrk run with the server's CPU use over it. */
-type Measured = WrkResult & { cpuPct: number; loopPct?: number };
+type Measured = WrkResult & { cpuPct: number; loopPct?: number; stealPct: number };
 
 /** wrk against one server, with the server's CPU use (and regmirror's event-loop thread's) over the run. */
 async function measure(
@@ -115,13 +139,34 @@ async function measure(
   durationSec: number,
   headers: Record<string, string> = {},
 ): Promise<Measured> {
+  const { maxStealPct, stealTries } = ctx.params;
+  let best: Measured | undefined;
+  let tries = 0;
+  while (tries < stealTries) {
+    tries += 1;
+    const m = await measureOnce(ctx, server, path, connections, durationSec, headers);
+    if (best === undefined || m.stealPct < best.stealPct) best = m;
+    if (m.stealPct <= maxStealPct) break;
+    if (tries < stealTries) ctx.log(`  ${server.id}: ${m.stealPct.toFixed(1)} % of the CPU stolen by the host during the run; measuring again`);
+  }
+  const t = ctx.steal;
+  t.measurements += 1;
+  if (tries > 1) t.repeated += 1;
+  if (best!.stealPct > maxStealPct) t.keptOver += 1;
+  t.maxKeptPct = Math.max(t.maxKeptPct, best!.stealPct);
+  return best!;
+}
+
+async function measureOnce(ctx: WorkloadContext, server: BenchServer, path: string, connections: number, durationSec: number, headers: Record<string, string>): Promise<Measured> {
   const loop = server.eventLoopPid;
+  const steal0 = stealReading();
   const cpu0 = cpuSecondsOf(server.pids());
   const loop0 = loop === undefined ? 0 : threadCpuSeconds(loop, loop);
   const r = await wrk({ url: server.url + path, connections, durationSec, script: ctx.wrkScript, headers, ...load(ctx) });
   const cpu1 = cpuSecondsOf(server.pids());
   const loop1 = loop === undefined ? 0 : threadCpuSeconds(loop, loop);
-  return { ...r, cpuPct: ((cpu1 - cpu0) / r.durationS) * 100, ...(loop === undefined ? {} : { loopPct: ((loop1 - loop0) / r.durationS) * 100 }) };
+  const stealPct = stealPctBetween(steal0, stealReading());
+  return { ...r, cpuPct: ((cpu1 - cpu0) / r.durationS) * 100, ...(loop === undefined ? {} : { loopPct: ((loop1 - loop0) / r.durationS) * 100 }), stealPct };
 }
 
 /** Median of the event-loop shares, when measured. */
