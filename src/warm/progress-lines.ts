@@ -13,13 +13,21 @@ function stamp(ms: number): string {
   return `[${(ms / 1000).toFixed(1).padStart(6)}s]`;
 }
 
-/** One total line: bytes, percent, rate, ETA, blobs and images. */
+/**
+ * One total line: bytes, percent, rate, ETA, blobs and images. While images are still being resolved the
+ * total is only what is known so far: no percent and no ETA then (not "0 B of 0 B, ETA 0s").
+ */
 export function totalLine(warmer: Warmer, rate: number): string {
   const t = warmer.totals();
+  const imagesDone = warmer.images.filter((i) => i.status === 'done' || i.status === 'failed').length;
+  const images = `images ${imagesDone}/${warmer.images.length}`;
+  if (t.resolving > 0) {
+    const known = t.total > 0 ? ` of ${formatBytes(t.total)} so far` : '';
+    return `total: ${formatBytes(t.received)}${known} (${t.resolving} image${t.resolving === 1 ? '' : 's'} resolving), ${formatRate(rate)}, ETA ?; blobs ${t.blobsDone}/${t.blobs}; ${images}`;
+  }
   const pct = t.total > 0 ? ` (${Math.floor((t.received / t.total) * 100)}%)` : '';
   const left = eta(t.total - t.received, rate);
-  const imagesDone = warmer.images.filter((i) => i.status === 'done' || i.status === 'failed').length;
-  return `total: ${formatBytes(t.received)} of ${formatBytes(t.total)}${pct}, ${formatRate(rate)}, ETA ${left === undefined ? '?' : formatDuration(left)}; blobs ${t.blobsDone}/${t.blobs}; images ${imagesDone}/${warmer.images.length}`;
+  return `total: ${formatBytes(t.received)} of ${formatBytes(t.total)}${pct}, ${formatRate(rate)}, ETA ${left === undefined ? '?' : formatDuration(left)}; blobs ${t.blobsDone}/${t.blobs}; ${images}`;
 }
 
 export class LineProgress implements Reporter {

@@ -17,6 +17,8 @@ export interface BarRow {
   total: number;
   /** Bytes per second now. */
   rate: number;
+  /** The total row: images still being resolved, so `total` is not final yet (no percent, no ETA). */
+  resolving?: number;
 }
 
 const FULL = '█';
@@ -38,6 +40,7 @@ export function rowTail(row: BarRow): string {
   if (row.status === 'resolving') return 'resolving…';
   if (row.status === 'failed') return 'FAILED';
   if (row.status === 'done') return `${formatBytes(row.total)} done`;
+  if (row.resolving !== undefined && row.resolving > 0) return `${formatBytes(row.received)}/${row.total > 0 ? `${formatBytes(row.total)}+` : '?'} ${formatRate(row.rate)} ETA ? (${row.resolving} resolving)`;
   const left = eta(row.total - row.received, row.rate);
   return `${formatBytes(row.received)}/${formatBytes(row.total)} ${formatRate(row.rate)} ETA ${left === undefined ? '?' : formatDuration(left)}`;
 }
@@ -48,13 +51,14 @@ export function rowTail(row: BarRow): string {
  * `tailWidth`, so their bars line up.
  */
 export function renderRow(row: BarRow, width: number, labelWidth: number, tailWidth?: number): string {
-  const pct = row.total > 0 ? `${Math.floor((Math.min(row.received, row.total) / row.total) * 100)}%`.padStart(4) : '   -';
+  const partial = row.resolving !== undefined && row.resolving > 0;
+  const pct = row.total > 0 && !partial ? `${Math.floor((Math.min(row.received, row.total) / row.total) * 100)}%`.padStart(4) : '   -';
   const tail = rowTail(row);
   const tw = Math.max(tail.length, tailWidth ?? 0);
   const usable = Math.max(20, width - 1);
   const label = fit(clean(row.label), Math.min(labelWidth, Math.max(8, usable - tw - 12)));
   const barWidth = Math.max(5, Math.min(30, usable - label.length - pct.length - tw - 3));
-  return `${label} ${bar(row.received, row.total, barWidth)} ${pct} ${tail}`.slice(0, usable);
+  return `${label} ${bar(row.received, partial ? 0 : row.total, barWidth)} ${pct} ${tail}`.slice(0, usable);
 }
 
 /**
@@ -122,7 +126,7 @@ export class TtyProgress implements Reporter {
     const totals = this.warmer.totals();
     this.totalMeter.sample(t, totals.received);
     const label = `total (${totals.blobsDone}/${totals.blobs} blobs)`;
-    return { rows, total: { label, status: 'total', received: totals.received, total: totals.total, rate: this.totalMeter.rate() } };
+    return { rows, total: { label, status: 'total', received: totals.received, total: totals.total, rate: this.totalMeter.rate(), resolving: totals.resolving } };
   }
 
   private draw(): void {

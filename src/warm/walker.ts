@@ -109,8 +109,11 @@ export class Warmer {
     return this.now() - this.t0;
   }
 
-  /** Bytes received so far and bytes known to be needed, over the distinct blobs. */
-  totals(): { received: number; total: number; blobsDone: number; blobs: number } {
+  /**
+   * Bytes received so far and bytes known to be needed, over the distinct blobs; `resolving` counts the
+   * images whose manifests are still being read, so while it is above 0 the total is not final yet.
+   */
+  totals(): { received: number; total: number; blobsDone: number; blobs: number; resolving: number } {
     let received = 0;
     let total = 0;
     let blobsDone = 0;
@@ -119,7 +122,9 @@ export class Warmer {
       total += b.size;
       if (b.status === 'done') blobsDone++;
     }
-    return { received, total, blobsDone, blobs: this.blobs.size };
+    let resolving = 0;
+    for (const i of this.images) if (i.status === 'resolving') resolving++;
+    return { received, total, blobsDone, blobs: this.blobs.size, resolving };
   }
 
   /** Warms one IMAGE argument; never throws (failures are in the result). */

@@ -109,6 +109,28 @@ test('log lines: one per blob and image, a total line, the summary table; no con
   assert.match(text, /FAILED: 1 image:\n  gone:1: manifest/);
 });
 
+test('while an image is still being resolved, the totals say so: no percent, no ETA, not "0 B of 0 B"', () => {
+  let text = '';
+  const w = fakeWarmer();
+  const p = new LineProgress({ write: (s: string) => (text += s) }, w, 0);
+  w.images.push({ ref: 'docker.io/library/next:v2', status: 'resolving', startedAt: 0, total: 0, blobs: [] });
+  p.finish(summary());
+  assert.match(text, /\] total: 400 B of 1000 B so far \(1 image resolving\), [\d.]+ (B|KiB|MiB)\/s, ETA \?; blobs 0\/1; images 0\/2\n/);
+  assert.equal(w.totals().resolving, 1);
+  const only = fakeWarmer();
+  only.blobs.clear();
+  only.images.splice(0, 1, { ref: 'docker.io/library/next:v2', status: 'resolving', startedAt: 0, total: 0, blobs: [] });
+  text = '';
+  new LineProgress({ write: (s: string) => (text += s) }, only, 0).finish(summary());
+  assert.match(text, /\] total: 0 B \(1 image resolving\), 0 B\/s, ETA \?; blobs 0\/0; images 0\/1\n/);
+  assert.doesNotMatch(text, /0 B of 0 B|ETA 0s/);
+  // The terminal's total row: no percent and no ETA while a total is partial.
+  const partial = renderRow({ ...row('total', 400, 1000, 'total'), resolving: 2 }, 100, 10);
+  assert.match(partial, / +- 400 B\/1000 B\+ .* ETA \? \(2 resolving\)$/);
+  assert.match(renderRow({ ...row('total', 0, 0, 'total'), resolving: 1 }, 100, 10), / +- 0 B\/\? .* ETA \? \(1 resolving\)$/);
+  assert.match(renderRow({ ...row('total', 400, 1000, 'total'), resolving: 0 }, 100, 10), / 40% 400 B\/1000 B .* ETA /);
+});
+
 test('log lines: a total line every interval while transfers run', async () => {
   let text = '';
   const w = fakeWarmer();
