@@ -35,12 +35,17 @@ function fit(s: string, width: number): string {
   return `…${s.slice(s.length - width + 1)}`;
 }
 
+/** Whether the row's total is not final yet (images still being resolved): no percent, no ETA. */
+function stillResolving(row: BarRow): boolean {
+  return row.resolving !== undefined && row.resolving > 0;
+}
+
 /** The text after a row's bar: bytes, rate and ETA while fetching, else the state. */
 export function rowTail(row: BarRow): string {
   if (row.status === 'resolving') return 'resolving…';
   if (row.status === 'failed') return 'FAILED';
   if (row.status === 'done') return `${formatBytes(row.total)} done`;
-  if (row.resolving !== undefined && row.resolving > 0) return `${formatBytes(row.received)}/${row.total > 0 ? `${formatBytes(row.total)}+` : '?'} ${formatRate(row.rate)} ETA ? (${row.resolving} resolving)`;
+  if (stillResolving(row)) return `${formatBytes(row.received)}/${row.total > 0 ? `${formatBytes(row.total)}+` : '?'} ${formatRate(row.rate)} ETA ? (${row.resolving} resolving)`;
   const left = eta(row.total - row.received, row.rate);
   return `${formatBytes(row.received)}/${formatBytes(row.total)} ${formatRate(row.rate)} ETA ${left === undefined ? '?' : formatDuration(left)}`;
 }
@@ -51,7 +56,7 @@ export function rowTail(row: BarRow): string {
  * `tailWidth`, so their bars line up.
  */
 export function renderRow(row: BarRow, width: number, labelWidth: number, tailWidth?: number): string {
-  const partial = row.resolving !== undefined && row.resolving > 0;
+  const partial = stillResolving(row);
   const pct = row.total > 0 && !partial ? `${Math.floor((Math.min(row.received, row.total) / row.total) * 100)}%`.padStart(4) : '   -';
   const tail = rowTail(row);
   const tw = Math.max(tail.length, tailWidth ?? 0);
