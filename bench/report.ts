@@ -384,7 +384,7 @@ export function renderMarkdown(res: BenchResults): string {
         (p.pin !== undefined
           ? `Workloads 1-3: every server pinned to CPU ${p.pin.servers} and wrk to CPU ${p.pin.load} (taskset). `
           : 'Not pinned to CPUs. ') +
-        `The targets of issue 8 are medians of per-round ratios (every round measures each server back to back); the tables show medians of each server's rounds.`,
+        `The targets of issue 8 are medians of per-round ratios (every round measures each server back to back, in the opposite order every other round); the tables show medians of each server's rounds.`,
       '',
       `node floor: a bare node:http server (bench/node-floor.ts) with regmirror's server options, answering the warm manifests from memory with regmirror's ` +
         `bytes and headers, and the blobs from their files with regmirror's read loop (two reused 1 MiB buffers, positional reads, each write awaited); ` +
@@ -393,7 +393,7 @@ export function renderMarkdown(res: BenchResults): string {
     ].join('\n'),
   );
   if (res.skipped.length > 0) {
-    parts.push(`Skipped: ${res.skipped.map((s) => `${label(s.id)} (${s.reason}; \`${s.install}\`)`).join('; ')}.`);
+    parts.push(`Skipped: ${res.skipped.map((s) => `${label(s.id)} (${s.reason}${s.install !== undefined ? `; \`${s.install}\`` : ''})`).join('; ')}.`);
   }
   const checks = checkTargets(res);
   if (checks.length > 0) {

@@ -24,6 +24,7 @@ import {
   startNginxStatic,
   startNodeFloor,
   startRegmirror,
+  SERVER_LABEL,
   type BenchServer,
   type ServerId,
   type SkippedServer,
@@ -47,6 +48,8 @@ const USAGE = `npm run bench [-- options]
   --wait-idle         first wait (up to 5 minutes) until other work uses < 10 % of the machine
   --regmirror-main P  also run regmirror from another build (P = that checkout's build/src/cli/main.js)
                       as "regmirror (before)", beside this build's regmirror: a before/after in one sitting
+  --servers LIST      start only these servers (regmirror always): nginx-static, node-floor,
+                      regmirror-before, distribution-proxy, nginx-cache; the others are listed as skipped
   --max-steal PCT     measure a wrk run of workloads 1-3 again (3 tries in all, the least-stolen kept)
                       when the hypervisor stole more than PCT % of the CPU during it (default 5; 100: off)
   --no-pin            do not pin (default on 2+ cores: the servers on CPU 0 and wrk on CPU 1 during w1-w3)
@@ -68,6 +71,8 @@ interface Cli {
   waitIdleSec: number;
   /** Another build's main.js, run as `regmirror-before`. */
   beforeMainJs?: string;
+  /** `--servers`: the servers to start (regmirror is always among them); undefined: all. */
+  servers?: Set<ServerId>;
 }
 
 function parseCli(argv: string[]): Cli | undefined {
@@ -86,6 +91,7 @@ function parseCli(argv: string[]): Cli | undefined {
       'no-pin': { type: 'boolean' },
       'max-steal': { type: 'string' },
       'wait-idle': { type: 'boolean' },
+      servers: { type: 'string' },
       'no-write': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -112,6 +118,15 @@ function parseCli(argv: string[]): Cli | undefined {
     if (w === 'w6') only.add('w1');
     else if ((WORKLOADS as readonly string[]).includes(w)) only.add(w as Workload);
     else throw new Error(`unknown workload ${JSON.stringify(w)} (w1…w8)`);
+  }
+  let servers: Set<ServerId> | undefined;
+  if (values.servers !== undefined) {
+    servers = new Set<ServerId>(['regmirror']);
+    for (const id of values.servers.split(',').map((v) => v.trim())) {
+      if (!(id in SERVER_LABEL)) throw new Error(`unknown server ${JSON.stringify(id)} (${Object.keys(SERVER_LABEL).join(', ')})`);
+      servers.add(id as ServerId);
+    }
+    if (servers.has('regmirror-before') && values['regmirror-main'] === undefined) throw new Error('--servers regmirror-before needs --regmirror-main');
   }
   const params: BenchParams = {
     mode: quick ? 'quick' : 'full',
@@ -142,6 +157,7 @@ function parseCli(argv: string[]): Cli | undefined {
     write: values['no-write'] !== true,
     waitIdleSec: values['wait-idle'] === true ? 300 : 0,
     ...(values['regmirror-main'] !== undefined ? { beforeMainJs: resolve(values['regmirror-main']) } : {}),
+    ...(servers !== undefined ? { servers } : {}),
   };
 }
 
@@ -231,9 +247,18 @@ async function main(cli: Cli): Promise<BenchResults> {
   };
   const machine = machineInfo();
   const skipped: SkippedServer[] = [];
-  const hasNginx = nginxBinary() !== undefined;
-  if (!hasNginx) {
+  const nginxInstalled = nginxBinary() !== undefined;
+  if (!nginxInstalled) {
     for (const id of ['nginx-static', 'nginx-cache'] as const) skipped.push({ id, reason: 'nginx is not installed', install: 'apt-get install -y nginx-light' });
+  }
+  /** Whether server `id` is started: selected by `--servers` (default: all) and installed. */
+  const runs = (id: ServerId): boolean => {
+    if (cli.servers !== undefined && !cli.servers.has(id)) return false;
+    return !(id === 'nginx-static' || id === 'nginx-cache') || nginxInstalled;
+  };
+  if (cli.servers !== undefined) {
+    const left = (Object.keys(SERVER_LABEL) as ServerId[]).filter((id) => !cli.servers!.has(id) && (id !== 'regmirror-before' || before !== undefined));
+    for (const id of left) if (!skipped.some((s) => s.id === id)) skipped.push({ id, reason: 'left out with --servers' });
   }
   const notes: string[] = [];
   const timings: Record<string, number> = {};
@@ -276,7 +301,7 @@ async function main(cli: Cli): Promise<BenchResults> {
   if (!(boostPriority(process.pid) && boostPriority(upstream.proc.pid))) {
     notes.push('Could not raise the priority of the harness (relay) and the upstream (not root?): on a small machine the throttled upstream may lose the CPU to the servers under test.');
   }
-  const proxyKinds: ServerId[] = [...(before !== undefined ? (['regmirror-before'] as const) : []), 'regmirror', 'distribution-proxy', ...(hasNginx ? (['nginx-cache'] as const) : [])];
+  const proxyKinds: ServerId[] = (['regmirror-before', 'regmirror', 'distribution-proxy', 'nginx-cache'] as const).filter((id) => (id !== 'regmirror-before' || before !== undefined) && runs(id));
   const coldRepo = 'bench/cold';
   const coldCount = only.has('w4') ? params.rounds * proxyKinds.length * 2 : 0;
   const clusterRepo = 'bench/cluster';
@@ -292,8 +317,9 @@ async function main(cli: Cli): Promise<BenchResults> {
 
   const servers: BenchServer[] = await timed(timings, 'start', async () => {
     const out: BenchServer[] = [];
-    if (hasNginx) out.push(await startNginxStatic({ blobs: [warm.big, warm.small], manifests: warm.manifests, workers: params.nginxWorkers }));
-    out.push(
+    if (runs('nginx-static')) out.push(await startNginxStatic({ blobs: [warm.big, warm.small], manifests: warm.manifests, workers: params.nginxWorkers }));
+    if (runs('node-floor'))
+      out.push(
       await startNodeFloor({
         floorJs,
         blobs: [warm.big, warm.small].map((blob) => ({ repo: warm.repo, blob })),
@@ -301,12 +327,12 @@ async function main(cli: Cli): Promise<BenchResults> {
         namespace: 'docker.io',
       }),
     );
-    if (before !== undefined) out.push(await startRegmirror({ upstreamUrl: relay.url, mainJs: before, id: 'regmirror-before' }));
+    if (before !== undefined && runs('regmirror-before')) out.push(await startRegmirror({ upstreamUrl: relay.url, mainJs: before, id: 'regmirror-before' }));
     const profDir = join(repoRoot, 'bench', 'results', 'profiles');
     if (cli.profile) mkdirSync(profDir, { recursive: true });
     out.push(await startRegmirror({ upstreamUrl: relay.url, mainJs, nodeArgs: cli.profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [] }));
-    out.push(await startDistributionProxy(relay.url));
-    if (hasNginx) out.push(await startNginxCache({ originUrl: relay.url, workers: params.nginxWorkers }));
+    if (runs('distribution-proxy')) out.push(await startDistributionProxy(relay.url));
+    if (runs('nginx-cache')) out.push(await startNginxCache({ originUrl: relay.url, workers: params.nginxWorkers }));
     return out;
   });
   results.servers = servers.map((s) => s.id);

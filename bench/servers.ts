@@ -45,8 +45,8 @@ export interface BenchServer {
 export interface SkippedServer {
   id: ServerId;
   reason: string;
-  /** Command that installs it. */
-  install: string;
+  /** Command that installs it (absent when it was left out on purpose). */
+  install?: string;
 }
 
 /** The nginx binary, if installed. */

@@ -1,7 +1,9 @@
 /**
  * The six workloads. Each warms every server up (and checks its answer) before measuring, then
  * measures `rounds` times, visiting the servers in turn within a round so that slow drifts of the
- * machine (other work, page cache) spread over all of them; medians are reported.
+ * machine (other work, page cache) spread over all of them, in the opposite order every other round
+ * (so that no server always follows the same one, and a drift within a round favours none); medians
+ * are reported.
  */
 import { open } from 'node:fs/promises';
 import { delay, tmpDir } from '../test/harness/proc.js';
@@ -192,6 +194,11 @@ async function checkBlob(ctx: WorkloadContext, path: string, blob: BlobFile): Pr
   compareFloorHeaders(ctx, path, answers);
 }
 
+/** The servers in the order round `round` (from 0) measures them: as started, reversed every other round. */
+export function roundOrder<T>(servers: readonly T[], round: number): readonly T[] {
+  return round % 2 === 0 ? servers : [...servers].reverse();
+}
+
 /** Workload 1 (and 6): warm 64 MiB blob throughput at each concurrency; peak RSS meanwhile. */
 export async function warmBig(ctx: WorkloadContext): Promise<{ rows: ThroughputRow[]; rss: RssRow[] }> {
   const { params, warm } = ctx;
@@ -207,7 +214,7 @@ export async function warmBig(ctx: WorkloadContext): Promise<{ rows: ThroughputR
     const runs = new Map<string, Measured[]>();
     for (let round = 0; round < params.rounds; round++) {
       for (const c of params.concurrencies) {
-        for (const s of ctx.servers) {
+        for (const s of roundOrder(ctx.servers, round)) {
           const r = await measure(ctx, s, path, c, params.durationSec);
           samplers.get(s.id)?.mark(`round ${round + 1} c=${c}`);
           ctx.log(`w1: round ${round + 1} c=${c} ${s.id}: ${(r.bytesPerSec / 1e9).toFixed(2)} GB/s, cpu ${r.cpuPct.toFixed(0)}%${r.loopPct === undefined ? '' : ` (event loop ${r.loopPct.toFixed(0)}%)`}`);
@@ -256,7 +263,7 @@ async function rpsWorkload(ctx: WorkloadContext, target: RpsRow['target'], path:
   await settleRelay(ctx.relay);
   const runs = new Map<ServerId, Measured[]>();
   for (let round = 0; round < params.rounds; round++) {
-    for (const s of ctx.servers) {
+    for (const s of roundOrder(ctx.servers, round)) {
       const r = await measure(ctx, s, path, params.rpsConnections, params.durationSec, headers);
       ctx.log(`${target}: round ${round + 1} ${s.id}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(2)} ms, cpu ${r.cpuPct.toFixed(0)}%${r.loopPct === undefined ? '' : ` (event loop ${r.loopPct.toFixed(0)}%)`}`);
       runs.set(s.id, [...(runs.get(s.id) ?? []), r]);

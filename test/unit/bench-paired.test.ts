@@ -17,3 +17,12 @@ test('pairedRatio: falls back to the ratio of medians when the rounds do not pai
   assert.equal(pairedRatio({ median: 6 }, { median: 8 }), 0.75);
   assert.ok(Number.isNaN(pairedRatio({}, { median: 8 })));
 });
+
+test('roundOrder: servers as started in even rounds, reversed in odd ones (no server always measured after the same one)', async () => {
+  const { roundOrder } = await import('../../bench/workloads.js');
+  const servers = ['floor', 'before', 'regmirror'];
+  assert.deepEqual(roundOrder(servers, 0), ['floor', 'before', 'regmirror']);
+  assert.deepEqual(roundOrder(servers, 1), ['regmirror', 'before', 'floor']);
+  assert.deepEqual(roundOrder(servers, 2), ['floor', 'before', 'regmirror']);
+  assert.deepEqual(servers, ['floor', 'before', 'regmirror'], 'the list itself is not reordered');
+});
