@@ -14,7 +14,7 @@ import { startRelay } from '../test/harness/relay.js';
 import { writeWrkScript } from './load.js';
 import { defaultPinning, pinProcesses, unpinProcesses } from './pin.js';
 import { boostPriority, machineBusyPct } from './procstat.js';
-import { checkTargets, num, renderMarkdown } from './report.js';
+import { checkTargets, num, renderMarkdown, targetSummary } from './report.js';
 import { seedBlobs, seedWarm } from './seed.js';
 import {
   haveCommand,
@@ -455,12 +455,7 @@ async function entry(): Promise<void> {
   if (!results) return;
   const md = renderMarkdown(results);
   process.stdout.write(`\n${md}`);
-  const checks = checkTargets(results);
-  process.stdout.write(
-    `\nregmirror meets ${checks.filter((c) => c.met === true).length} of ${checks.length} targets` +
-      (checks.some((c) => c.met === false) ? `; misses: ${checks.filter((c) => c.met === false).map((c) => c.target).join('; ')}` : '') +
-      '\n',
-  );
+  process.stdout.write(`\n${targetSummary(checkTargets(results))}\n`);
   if (cli.write) {
     const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
     mkdirSync(dir, { recursive: true });

@@ -26,3 +26,25 @@ test('roundOrder: servers as started in even rounds, reversed in odd ones (no se
   assert.deepEqual(roundOrder(servers, 2), ['floor', 'before', 'regmirror']);
   assert.deepEqual(servers, ['floor', 'before', 'regmirror'], 'the list itself is not reordered');
 });
+
+test('medianInterval: the order statistics of the binomial 95 % interval for the median', async () => {
+  const { medianInterval } = await import('../../bench/stats.js');
+  const seq = (n: number): number[] => Array.from({ length: n }, (_, i) => n - i); // n … 1, unsorted on purpose
+  // n = 40: P(B ≤ 13) = 0.019 ≤ 0.025 < P(B ≤ 14) = 0.040, so x(14) and x(27).
+  assert.deepEqual(medianInterval(seq(40)), [14, 27]);
+  // n = 15: P(B ≤ 3) = 0.018, P(B ≤ 4) = 0.059: x(4) and x(12).
+  assert.deepEqual(medianInterval(seq(15)), [4, 12]);
+  // n = 6: only the extremes (P(B = 0) = 1/64); n = 5 is too few for 95 % (1/32 > 0.025).
+  assert.deepEqual(medianInterval(seq(6)), [1, 6]);
+  assert.equal(medianInterval(seq(5)), undefined);
+  assert.deepEqual(medianInterval([3, Number.NaN, 1, 2, 6, 5, 4]), [1, 6], 'missing values are left out');
+});
+
+test('measurablyWorse: only when the whole interval lies below 1; without one, the point figure decides', async () => {
+  const { measurablyWorse } = await import('../../bench/report.js');
+  assert.equal(measurablyWorse({ ratio: 0.95, interval: [0.9, 0.99] }), true);
+  assert.equal(measurablyWorse({ ratio: 0.99, interval: [0.96, 1.02] }), false);
+  assert.equal(measurablyWorse({ ratio: 1.05, interval: [1.01, 1.09] }), false);
+  assert.equal(measurablyWorse({ ratio: 0.99 }), true);
+  assert.equal(measurablyWorse({ ratio: 1 }), false);
+});
