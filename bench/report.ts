@@ -420,6 +420,7 @@ export function renderMarkdown(res: BenchResults): string {
         `${num(m.busyEndPct, 0)} % after they stopped; load average (1 min) ${num(m.loadStart)} at start, ${num(m.loadEnd)} at end.`,
       '',
       `Parameters: ${p.rounds} round(s) of ${p.durationSec} s per figure after ${p.warmupSec} s of warm-up, medians; ` +
+        ((p.restartEvery ?? 0) > 0 ? `workloads 1-3 start the Node servers (regmirror, regmirror before, the node floor) afresh every ${p.restartEvery} round(s), warmed up again; ` : '') +
         `wrk with 1 thread; ${p.rpsConnections} connections for req/s; blobs of ${p.bigSize / MiB} MiB and ${p.smallSize / MiB} MiB; ` +
         `upstream throttled to ${p.throttleBytesPerSec / 1e6} MB/s for the proxies; nginx with ${p.nginxWorkers} worker(s); ` +
         `multi-range: ${p.rangeCount} × ${p.rangeSize / KiB} KiB. All servers are separate processes on 127.0.0.1; logging off ` +

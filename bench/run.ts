@@ -50,6 +50,8 @@ const USAGE = `npm run bench [-- options]
                       as "regmirror (before)", beside this build's regmirror: a before/after in one sitting
   --servers LIST      start only these servers (regmirror always): nginx-static, node-floor,
                       regmirror-before, distribution-proxy, nginx-cache; the others are listed as skipped
+  --restart-every N   start regmirror, regmirror before and the node floor afresh every N rounds of
+                      workloads 1-3, warmed up again (default 1: every round; 0: never)
   --max-steal PCT     measure a wrk run of workloads 1-3 again (3 tries in all, the least-stolen kept)
                       when the hypervisor stole more than PCT % of the CPU during it (default 5; 100: off)
   --no-pin            do not pin (default on 2+ cores: the servers on CPU 0 and wrk on CPU 1 during w1-w3)
@@ -92,6 +94,7 @@ function parseCli(argv: string[]): Cli | undefined {
       'max-steal': { type: 'string' },
       'wait-idle': { type: 'boolean' },
       servers: { type: 'string' },
+      'restart-every': { type: 'string' },
       'no-write': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -133,6 +136,7 @@ function parseCli(argv: string[]): Cli | undefined {
     rounds: int(values.rounds, quick ? 1 : 3, '--rounds'),
     durationSec: int(values.duration, quick ? 1 : 3, '--duration'),
     warmupSec: 1,
+    restartEvery: values['restart-every'] === '0' ? 0 : int(values['restart-every'], 1, '--restart-every'),
     concurrencies: [1, 4, 16],
     rpsConnections: 16,
     fanOutClients: 20,
@@ -351,6 +355,7 @@ async function main(cli: Cli): Promise<BenchResults> {
     log,
     note: (msg) => notes.push(msg),
     steal: { measurements: 0, repeated: 0, keptOver: 0, maxKeptPct: 0 },
+    ...(params.pin !== undefined ? { pinServer: (pids: number[]) => pinProcesses(pids, params.pin!.servers) } : {}),
   };
 
   const pinned = params.pin !== undefined && (only.has('w1') || only.has('w2') || only.has('w3'));

@@ -39,6 +39,11 @@ export interface BenchServer {
   /** For the Node servers: the process whose main thread is the event loop (its tid is the pid). */
   readonly eventLoopPid?: number;
   stop(): Promise<void>;
+  /**
+   * Stops the process and starts a fresh one on the same port with the same data (regmirror keeps its
+   * data directory, so its cache stays warm on disk). Absent for servers the bench does not restart.
+   */
+  restart?(): Promise<void>;
 }
 
 /** A peer that could not be run here. */
@@ -116,6 +121,34 @@ function asServer(id: ServerId, url: string, proc: Proc, pids: () => number[] = 
   };
 }
 
+/**
+ * A Node server (regmirror or the floor) that can be restarted: `spawn` starts one process of it on the
+ * server's port. `pids()`, `eventLoopPid` and `logFile` follow the current process.
+ */
+async function restartable(id: ServerId, url: string, spawn: () => Promise<Proc>): Promise<BenchServer> {
+  let proc = await spawn();
+  await waitReady(url, proc);
+  return {
+    id,
+    url,
+    pids: () => [proc.pid],
+    get logFile() {
+      return proc.logFile;
+    },
+    get eventLoopPid() {
+      return proc.pid;
+    },
+    stop: async () => {
+      await proc.stop();
+    },
+    restart: async () => {
+      await proc.stop();
+      proc = await spawn();
+      await waitReady(url, proc);
+    },
+  };
+}
+
 /** Options for {@link startRegmirror}. */
 export interface RegmirrorOptions {
   /** Upstream base URL, mapped as `docker.io=URL`. */
@@ -144,7 +177,7 @@ export async function startRegmirror(opts: RegmirrorOptions): Promise<BenchServe
     const url = `http://127.0.0.1:${port}`;
     const cluster = opts.cluster ? ['--redis', opts.cluster.redisUrl, '--advertise', url] : [];
     const env = opts.cluster ? { ...process.env, REGMIRROR_CLUSTER_TOKEN: opts.cluster.token } : process.env;
-    const proc = await spawnProc(
+    const spawn = (): Promise<Proc> => spawnProc(
       process.execPath,
       [
         ...(opts.nodeArgs ?? []),
@@ -162,8 +195,7 @@ export async function startRegmirror(opts: RegmirrorOptions): Promise<BenchServe
       ],
       { name, logDir: dir, cwd: dir, env },
     );
-    await waitReady(url, proc);
-    return { ...asServer(id, url, proc), eventLoopPid: proc.pid };
+    return restartable(id, url, spawn);
   });
 }
 
@@ -190,10 +222,8 @@ export async function startNodeFloor(opts: NodeFloorOptions): Promise<BenchServe
     };
     const conf = join(dir, 'floor.json');
     writeFileSync(conf, JSON.stringify(config));
-    const proc = await spawnProc(process.execPath, [opts.floorJs, conf], { name: 'node-floor', logDir: dir, cwd: dir });
     const url = `http://127.0.0.1:${port}`;
-    await waitReady(url, proc);
-    return { ...asServer('node-floor', url, proc), eventLoopPid: proc.pid };
+    return restartable('node-floor', url, () => spawnProc(process.execPath, [opts.floorJs, conf], { name: 'node-floor', logDir: dir, cwd: dir }));
   });
 }
 

@@ -10,6 +10,13 @@ export interface BenchParams {
   durationSec: number;
   /** Length of the wrk warm-up before measuring a server, s. */
   warmupSec: number;
+  /**
+   * Workloads 1–3 start every Node server (regmirror, regmirror before, the node floor) afresh every this
+   * many rounds, each warmed up again before it is measured (0: never). One process of a program can be
+   * 30 % faster than the next for its whole life (where its memory landed); fresh processes spread that
+   * luck over the rounds instead of giving a whole sitting one draw. Optional: absent in older results.
+   */
+  restartEvery?: number;
   /** Concurrencies of the 64 MiB throughput workload. */
   concurrencies: number[];
   /** Connections for the requests/s workloads (1 MiB blob, manifests). */

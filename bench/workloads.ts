@@ -42,6 +42,8 @@ export interface WorkloadContext {
   note: (msg: string) => void;
   /** Steal seen by the measurements of workloads 1–3 (see {@link BenchParams.maxStealPct}). */
   steal: StealTally;
+  /** Pins a (restarted) server's processes as workloads 1–3 pin every server; undefined: not pinned. */
+  pinServer?: (pids: number[]) => void;
 }
 
 /** What the hypervisor's steal did to the measurements. */
@@ -199,6 +201,25 @@ export function roundOrder<T>(servers: readonly T[], round: number): readonly T[
   return round % 2 === 0 ? servers : [...servers].reverse();
 }
 
+/**
+ * Before round `round` (from 0): every {@link BenchParams.restartEvery} rounds, each restartable server is
+ * started afresh, pinned like the others and warmed up again with `warmUp` before anything is measured.
+ */
+async function freshProcesses(ctx: WorkloadContext, round: number, warmUp: (s: BenchServer) => Promise<unknown>): Promise<void> {
+  const every = ctx.params.restartEvery ?? 0;
+  if (every <= 0 || round === 0 || round % every !== 0) return;
+  const restarted: string[] = [];
+  for (const s of ctx.servers) {
+    if (!s.restart) continue;
+    await s.restart();
+    ctx.pinServer?.(s.pids());
+    await warmUp(s);
+    restarted.push(s.id);
+  }
+  await settleRelay(ctx.relay);
+  if (restarted.length > 0) ctx.log(`round ${round + 1}: fresh processes of ${restarted.join(', ')}, warmed up`);
+}
+
 /** Workload 1 (and 6): warm 64 MiB blob throughput at each concurrency; peak RSS meanwhile. */
 export async function warmBig(ctx: WorkloadContext): Promise<{ rows: ThroughputRow[]; rss: RssRow[] }> {
   const { params, warm } = ctx;
@@ -208,11 +229,13 @@ export async function warmBig(ctx: WorkloadContext): Promise<{ rows: ThroughputR
     ctx.log('w1: filling and checking the 64 MiB blob on every server');
     await checkBlob(ctx, path, warm.big);
     for (const m of samplers.values()) m.mark('fill');
-    for (const s of ctx.servers) await wrk({ url: s.url + path, connections: 4, durationSec: params.warmupSec, script: ctx.wrkScript, ...load(ctx) });
+    const warmUp = (s: BenchServer) => wrk({ url: s.url + path, connections: 4, durationSec: params.warmupSec, script: ctx.wrkScript, ...load(ctx) });
+    for (const s of ctx.servers) await warmUp(s);
     await settleRelay(ctx.relay);
     for (const m of samplers.values()) m.mark('warm-up');
     const runs = new Map<string, Measured[]>();
     for (let round = 0; round < params.rounds; round++) {
+      await freshProcesses(ctx, round, warmUp);
       for (const c of params.concurrencies) {
         for (const s of roundOrder(ctx.servers, round)) {
           const r = await measure(ctx, s, path, c, params.durationSec);
@@ -257,12 +280,12 @@ export async function warmBig(ctx: WorkloadContext): Promise<{ rows: ThroughputR
 /** Requests/s workload over every server for one path (workloads 2 and 3). */
 async function rpsWorkload(ctx: WorkloadContext, target: RpsRow['target'], path: string, headers: Record<string, string>): Promise<RpsRow[]> {
   const { params } = ctx;
-  for (const s of ctx.servers) {
-    await wrk({ url: s.url + path, connections: params.rpsConnections, durationSec: params.warmupSec, script: ctx.wrkScript, headers, ...load(ctx) });
-  }
+  const warmUp = (s: BenchServer) => wrk({ url: s.url + path, connections: params.rpsConnections, durationSec: params.warmupSec, script: ctx.wrkScript, headers, ...load(ctx) });
+  for (const s of ctx.servers) await warmUp(s);
   await settleRelay(ctx.relay);
   const runs = new Map<ServerId, Measured[]>();
   for (let round = 0; round < params.rounds; round++) {
+    await freshProcesses(ctx, round, warmUp);
     for (const s of roundOrder(ctx.servers, round)) {
       const r = await measure(ctx, s, path, params.rpsConnections, params.durationSec, headers);
       ctx.log(`${target}: round ${round + 1} ${s.id}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(2)} ms, cpu ${r.cpuPct.toFixed(0)}%${r.loopPct === undefined ? '' : ` (event loop ${r.loopPct.toFixed(0)}%)`}`);
