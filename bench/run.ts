@@ -50,6 +50,7 @@ const USAGE = `npm run bench [-- options]
                       as "regmirror (before)", beside this build's regmirror: a before/after in one sitting
   --servers LIST      start only these servers (regmirror always): nginx-static, node-floor,
                       regmirror-before, distribution-proxy, nginx-cache; the others are listed as skipped
+  --concurrencies L   connections of workload 1 (default 1,4,16), e.g. 1 for a long one-connection sitting
   --restart-every N   start regmirror, regmirror before and the node floor afresh every N rounds of
                       workloads 1-3, warmed up again (default 1: every round; 0: never)
   --max-steal PCT     measure a wrk run of workloads 1-3 again (3 tries in all, the least-stolen kept)
@@ -95,6 +96,7 @@ function parseCli(argv: string[]): Cli | undefined {
       'wait-idle': { type: 'boolean' },
       servers: { type: 'string' },
       'restart-every': { type: 'string' },
+      concurrencies: { type: 'string' },
       'no-write': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -137,7 +139,7 @@ function parseCli(argv: string[]): Cli | undefined {
     durationSec: int(values.duration, quick ? 1 : 3, '--duration'),
     warmupSec: 1,
     restartEvery: values['restart-every'] === '0' ? 0 : int(values['restart-every'], 1, '--restart-every'),
-    concurrencies: [1, 4, 16],
+    concurrencies: (values.concurrencies ?? '1,4,16').split(',').map((v) => int(v.trim(), 0, '--concurrencies')),
     rpsConnections: 16,
     fanOutClients: 20,
     throttleBytesPerSec: 100e6,
