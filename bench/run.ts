@@ -324,15 +324,15 @@ async function main(cli: Cli): Promise<BenchResults> {
   const servers: BenchServer[] = await timed(timings, 'start', async () => {
     const out: BenchServer[] = [];
     if (runs('nginx-static')) out.push(await startNginxStatic({ blobs: [warm.big, warm.small], manifests: warm.manifests, workers: params.nginxWorkers }));
-    if (runs('node-floor'))
-      out.push(
-      await startNodeFloor({
+    if (runs('node-floor')) {
+      const floor = await startNodeFloor({
         floorJs,
         blobs: [warm.big, warm.small].map((blob) => ({ repo: warm.repo, blob })),
         manifests: warm.manifests,
         namespace: 'docker.io',
-      }),
-    );
+      });
+      out.push(floor);
+    }
     if (before !== undefined && runs('regmirror-before')) out.push(await startRegmirror({ upstreamUrl: relay.url, mainJs: before, id: 'regmirror-before' }));
     const profDir = join(repoRoot, 'bench', 'results', 'profiles');
     if (cli.profile) mkdirSync(profDir, { recursive: true });
